@@ -1,0 +1,3 @@
+//! Uchat's account service: users, certificates, sessions.
+//!
+//! Not built yet: its issue describes what goes here.

@@ -1,0 +1,65 @@
+//! Protocol benchmarks: the server's handshake cost and frame seal + open.
+//!
+//! Run with `cargo bench -p protocol --bench protocol`; results go in `docs/BENCHMARKS.md`.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use protocol::frame::{DEFAULT_MAX_FRAME_LEN, FrameOpener, FrameSealer};
+use protocol::handshake::{ClientHandshake, DirectionKeys, NONCE_LEN, server_respond};
+use protocol::{KeyPair, ServerIdentity};
+
+fn handshake(c: &mut Criterion) {
+    let identity = ServerIdentity::generate("bench").unwrap();
+    let client = ClientHandshake::new(None).unwrap();
+    let hello = *client.hello();
+    let mut group = c.benchmark_group("handshake");
+    group.sample_size(30);
+    group.bench_function("server_respond (2 modexp, ephemeral from the pool)", |b| {
+        let ephemeral = KeyPair::generate().unwrap();
+        b.iter(|| server_respond(&identity, &ephemeral, [1; NONCE_LEN], black_box(&hello)).unwrap())
+    });
+    group.bench_function("ephemeral key pair (1 modexp, off the request path)", |b| {
+        b.iter(|| KeyPair::generate().unwrap())
+    });
+    group.bench_function("client, whole (3 modexp)", |b| {
+        let ephemeral = KeyPair::generate().unwrap();
+        b.iter(|| {
+            let client = ClientHandshake::new(None).unwrap();
+            let (flight, _) =
+                server_respond(&identity, &ephemeral, [1; NONCE_LEN], client.hello()).unwrap();
+            client.finish(&flight).unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn frames(c: &mut Criterion) {
+    let keys = DirectionKeys {
+        enc: [1; 32],
+        mac: [2; 32],
+    };
+    let mut group = c.benchmark_group("frame seal+open");
+    for size in [200usize, 64 * 1024] {
+        let plain = vec![0x5a; size];
+        let mut sealer = FrameSealer::new(&keys, DEFAULT_MAX_FRAME_LEN);
+        let mut opener = FrameOpener::new(&keys, DEFAULT_MAX_FRAME_LEN);
+        let mut wire = Vec::with_capacity(size + 128);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(format!("{size} B"), |b| {
+            b.iter(|| {
+                wire.clear();
+                sealer.seal_into(black_box(&plain), &mut wire).unwrap();
+                let mut buf = BytesMut::from(&wire[..]);
+                opener.open(&mut buf).unwrap().unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, handshake, frames);
+criterion_main!(benches);
