@@ -175,6 +175,13 @@ impl PairwiseKey {
     }
 }
 
+impl PairwiseKey {
+    /// Returns the derived 64 bytes (`enc || mac`), for test vectors.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; CONTENT_KEY_LEN]> {
+        self.0.to_bytes()
+    }
+}
+
 impl std::fmt::Debug for PairwiseKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PairwiseKey(..)")

@@ -1,0 +1,64 @@
+# Reproduces the worked example of docs/PROTOCOL.md from the document alone, in Python, as a
+# second implementation would: DH, handshake, key schedule, frames, bincode, E2E keys.
+# Usage: python3 tools/interop/check_vectors.py docs/PROTOCOL.md   (needs `pip install cryptography`)
+import re, hashlib, hmac, struct, sys
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cryptography.hazmat.primitives import hashes
+
+doc = open(sys.argv[1]).read()
+block = doc[doc.index("<!-- vectors:begin -->"):doc.index("<!-- vectors:end -->")]
+vals = {}; cur=None
+for line in block.splitlines():
+    m = re.match(r"^(\w+) \((\d+) bytes\):$", line)
+    if m: cur=m.group(1); vals[cur]=""; continue
+    if cur and line.startswith("  "): vals[cur]+=line.strip().strip('"')
+V = {k:(bytes.fromhex(v) if not k.startswith("e2e_safety") else v) for k,v in vals.items()}
+p = int.from_bytes(V["p"], "big"); g=2
+enc = lambda x: x.to_bytes(256,"big")
+c = int.from_bytes(V["client_secret"],"big"); s=int.from_bytes(V["server_static_secret"],"big"); e=int.from_bytes(V["server_ephemeral_secret"],"big")
+e_c=pow(g,c,p); e_s=pow(g,e,p); S=pow(g,s,p)
+assert enc(e_c)==V["e_c"] and enc(e_s)==V["e_s"] and enc(S)==V["S"]
+ch = b"UCHT"+struct.pack(">H",1)+enc(e_c)+V["client_nonce"]
+assert ch==V["client_hello"], "client hello"
+name=b"uchat-test"
+cert = bytes([1])+struct.pack(">Q",1700000000)+enc(S)+bytes([len(name)])+name
+assert cert==V["certificate"]
+assert hashlib.sha256(enc(S)).digest()==V["fingerprint"]
+flight=V["server_flight"]
+sh = b"UCHT"+struct.pack(">HB",1,0)+enc(e_s)+V["server_nonce"]+struct.pack(">H",len(cert))+cert
+assert flight[:-32]==sh
+TH=hashlib.sha256(ch+sh).digest()
+ikm=enc(pow(e_s,c,p))+enc(pow(S,c,p))
+assert ikm[:256]==V["dh_ephemeral"] and ikm[256:]==V["dh_static"]
+prk=hmac.new(TH, ikm, hashlib.sha256).digest()
+def expand(label,n=32): return HKDFExpand(hashes.SHA256(), n, label).derive(prk)
+k={n:expand(("uchat v1 "+n.replace("_"," ")).encode()) for n in ["c2s_enc","c2s_mac","s2c_enc","s2c_mac"]}
+for n in k: assert k[n]==V[n], n
+fin=hmac.new(expand(b"uchat v1 server finished"), TH, hashlib.sha256).digest()
+assert fin==flight[-32:], "finished"
+def seal(ek, mk, seq, pt, iv):
+    pad=16-len(pt)%16; data=pt+bytes([pad])*pad
+    ct=Cipher(algorithms.AES(ek), modes.CBC(iv)).encryptor().update(data)
+    L=struct.pack(">I",len(ct))
+    d=hmac.new(mk, struct.pack(">Q",seq)+L+bytes([pad])+iv+ct, hashlib.md5).hexdigest().encode()
+    return L+bytes([pad])+iv+d+ct
+# Ping request: ClientMessage::Request{id:1, body: Ping{nonce:42}}
+ping = struct.pack("<I",0)+struct.pack("<Q",1)+struct.pack("<I",20)+struct.pack("<Q",42)
+assert ping==V["ping_plaintext"], "ping"
+pong = struct.pack("<I",0)+struct.pack("<Q",1)+struct.pack("<I",0)+struct.pack("<I",14)+struct.pack("<Q",42)
+assert pong==V["pong_plaintext"], "pong"
+iva=bytes(range(16)); ivb=bytes(range(16,32))
+assert seal(k["c2s_enc"],k["c2s_mac"],0,ping,iva)==V["c2s_frame_seq0"]
+assert seal(k["c2s_enc"],k["c2s_mac"],1,ping,iva)==V["c2s_frame_seq1"]
+assert seal(k["s2c_enc"],k["s2c_mac"],0,pong,ivb)==V["s2c_frame_seq0"]
+# E2E
+A=pow(g,c,p); B=S
+z=enc(pow(B,c,p))
+prk2=hmac.new(b"uchat e2e v1", z, hashlib.sha256).digest()
+pw=HKDFExpand(hashes.SHA256(),64,b"uchat e2e v1 pairwise"+struct.pack(">QQ",1,2)).derive(prk2)
+assert pw==V["e2e_pairwise_1_2"], "pairwise"
+h=hashlib.sha512(b"uchat safety number v1"+struct.pack(">Q",1)+enc(A)+struct.pack(">Q",2)+enc(B)).digest()
+sn=" ".join("%05d"%(int.from_bytes(h[i*5:i*5+5],"big")%100000) for i in range(12))
+assert sn==V["e2e_safety_number_1_2"], (sn, V["e2e_safety_number_1_2"])
+print("all vectors reproduced independently")
