@@ -1,5 +1,7 @@
 //! The handshake and framed messages over real TCP on 127.0.0.1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use protocol::frame::DEFAULT_MAX_FRAME_LEN;

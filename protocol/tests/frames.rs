@@ -1,5 +1,7 @@
 //! Frame properties: round trips, and every kind of tampering is refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use bytes::BytesMut;
 use proptest::prelude::*;
 use protocol::FrameError;
@@ -155,7 +157,7 @@ fn truncated_frames_wait_for_more_and_never_decrypt() {
 #[test]
 fn oversized_frames_are_refused_before_allocation() {
     let (_, mut opener) = endpoints();
-    let mut header = vec![0u8; HEADER_LEN];
+    let mut header = [0u8; HEADER_LEN];
     header[..4].copy_from_slice(&u32::MAX.to_be_bytes());
     header[4] = 16;
     let mut buf = BytesMut::from(&header[..]);

@@ -7,6 +7,8 @@
 //! After an intended change (a new variant appended), regenerate with
 //! `UCHAT_UPDATE_FIXTURES=1 cargo test -p protocol --test golden` and review the diff.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! After an intended change, `UCHAT_UPDATE_VECTORS=1 cargo test -p protocol --test vectors`
 //! rewrites the block between the `vectors` markers in the document.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::PathBuf;
 
 use bytes::BytesMut;

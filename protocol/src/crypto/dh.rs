@@ -11,6 +11,7 @@ use std::sync::{LazyLock, Mutex, mpsc};
 use num_bigint::BigUint;
 use zeroize::Zeroize;
 
+use crate::crypto::monty::{FixedBase, Monty};
 use crate::error::DhError;
 
 /// Width in bytes of every encoded group element (public values and shared secrets).
@@ -43,18 +44,21 @@ const FFDHE2048_P: [u8; ELEMENT_LEN] = [
 const GENERATOR: u32 = 2;
 
 struct Group {
-    p: BigUint,
     p_minus_1: BigUint,
-    g: BigUint,
+    monty: Monty,
+    /// Powers of the generator, for making key pairs.
+    generator: FixedBase,
 }
 
 static GROUP: LazyLock<Group> = LazyLock::new(|| {
     let p = BigUint::from_bytes_be(&FFDHE2048_P);
     let p_minus_1 = &p - 1u32;
+    let monty = Monty::new(&p);
+    let generator = FixedBase::new(&monty, &BigUint::from(GENERATOR), EXPONENT_LEN);
     Group {
-        p,
         p_minus_1,
-        g: BigUint::from(GENERATOR),
+        monty,
+        generator,
     }
 });
 
@@ -126,18 +130,12 @@ impl SharedSecret {
 }
 
 /// A private exponent and its public value.
+#[derive(Zeroize)]
+#[zeroize(drop)]
 pub struct KeyPair {
     secret: [u8; EXPONENT_LEN],
-    exponent: BigUint,
+    #[zeroize(skip)]
     public: PublicKey,
-}
-
-impl Drop for KeyPair {
-    fn drop(&mut self) {
-        self.secret.zeroize();
-        // BigUint cannot be wiped in place; overwrite it with zero so its limbs are released.
-        self.exponent = BigUint::ZERO;
-    }
 }
 
 impl KeyPair {
@@ -154,19 +152,17 @@ impl KeyPair {
     ///
     /// Fails for exponents below 2, which would give a degenerate public value.
     pub fn from_secret(secret: &[u8; EXPONENT_LEN]) -> Result<Self, DhError> {
-        let exponent = BigUint::from_bytes_be(secret);
-        if exponent < BigUint::from(2u32) {
+        if BigUint::from_bytes_be(secret) < BigUint::from(2u32) {
             return Err(DhError::WeakSecret);
         }
         let group = &*GROUP;
-        let value = group.g.modpow(&exponent, &group.p);
+        let value = group.generator.pow(&group.monty, secret);
         let public = PublicKey {
             bytes: encode_element(&value),
             value,
         };
         Ok(Self {
             secret: *secret,
-            exponent,
             public,
         })
     }
@@ -184,7 +180,7 @@ impl KeyPair {
     /// Computes the shared secret with a peer's validated public value.
     pub fn agree(&self, peer: &PublicKey) -> SharedSecret {
         let group = &*GROUP;
-        let shared = peer.value.modpow(&self.exponent, &group.p);
+        let shared = group.monty.pow(&peer.value, &self.secret);
         SharedSecret(encode_element(&shared))
     }
 }
@@ -273,7 +269,7 @@ mod tests {
             BigUint::ZERO,
             BigUint::from(1u32),
             group.p_minus_1.clone(),
-            group.p.clone(),
+            &group.p_minus_1 + 1u32,
         ];
         for value in bad {
             assert_eq!(
@@ -288,7 +284,7 @@ mod tests {
         );
         // The extremes of the allowed range are accepted.
         PublicKey::from_bytes(&element(&BigUint::from(2u32))).unwrap();
-        PublicKey::from_bytes(&element(&(&group.p - 2u32))).unwrap();
+        PublicKey::from_bytes(&element(&(&group.p_minus_1 - 1u32))).unwrap();
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod cipher;
 pub mod dh;
 pub mod kdf;
 pub mod mac;
+pub mod monty;

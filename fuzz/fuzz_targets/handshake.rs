@@ -1,0 +1,4 @@
+//! Fuzzes `protocol::fuzzing::handshake`: arbitrary bytes must never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| protocol::fuzzing::handshake(data));
