@@ -1,3 +1,108 @@
-//! Uchat's account service: users, certificates, sessions.
+//! account-svc: users, their end-to-end certificates, sessions and gateway leases.
 //!
-//! Not built yet: its issue describes what goes here.
+//! Layers: [`rpc`] decodes a call and maps errors (in [`error`]), [`logic`] holds the pure
+//! rules (what a valid registration is), [`store`] the database access, [`password`] argon2id
+//! hashing off the async threads. It writes `users`, `sessions` and `gateways` only; it reads
+//! `friends` (social-svc's) to tell a user's friends when they come and go.
+
+pub mod error;
+pub mod logic;
+pub mod password;
+pub mod rpc;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::account::account_server::AccountServer;
+use sea_orm::DatabaseConnection;
+use service_kit::push::Pusher;
+use tokio::net::TcpListener;
+
+pub use crate::error::Error;
+pub use crate::rpc::AccountRpc;
+
+/// account-svc's settings, from flags or environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// argon2id memory cost in KiB. Default 19456 (19 MiB) with 2 iterations and 1 lane:
+    /// OWASP's recommended minimum for argon2id.
+    #[arg(long, env = "UCHAT_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations. Default 2.
+    #[arg(long, env = "UCHAT_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// argon2id lanes. Default 1.
+    #[arg(long, env = "UCHAT_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// Most password hashes computed at once; further logins wait. Default 2 (one per core
+    /// here): more only adds memory, not throughput.
+    #[arg(long, env = "UCHAT_MAX_CONCURRENT_HASHES", default_value_t = 2)]
+    pub max_concurrent_hashes: usize,
+    /// Length of a gateway's lease in milliseconds. Default 15000; gateways renew every third
+    /// of it.
+    #[arg(long, env = "UCHAT_GATEWAY_LEASE_MS", default_value_t = 15_000)]
+    pub lease_ms: u64,
+    /// How often expired leases are swept, in milliseconds. Default 5000.
+    #[arg(long, env = "UCHAT_LEASE_SWEEP_MS", default_value_t = 5_000)]
+    pub lease_sweep_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 2,
+            lease_ms: 15_000,
+            lease_sweep_ms: 5_000,
+        }
+    }
+}
+
+/// The tonic service, for a router that serves several services.
+pub fn service(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    push: Pusher,
+) -> Result<AccountServer<AccountRpc>, Error> {
+    Ok(AccountServer::new(AccountRpc::new(db, config, push)?))
+}
+
+/// Serves account-svc on `listener` until `shutdown` resolves, sweeping expired gateway
+/// leases meanwhile.
+pub async fn serve(
+    listener: TcpListener,
+    db: DatabaseConnection,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let push = Pusher::new();
+    let sweeper = tokio::spawn(sweep_leases(db.clone(), config.clone(), push.clone()));
+    let router = tonic::transport::Server::builder().add_service(service(db, config, push)?);
+    let served = service_kit::serve_router(router, listener, shutdown).await;
+    sweeper.abort();
+    Ok(served?)
+}
+
+/// Every `lease_sweep_ms`, marks the sessions of gateways whose lease expired offline and tells
+/// their friends. Runs until aborted.
+pub async fn sweep_leases(db: DatabaseConnection, config: Arc<Config>, push: Pusher) {
+    let mut tick = tokio::time::interval(Duration::from_millis(config.lease_sweep_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store::expire_gateways(&db, service_kit::now_ms()).await {
+            Ok(users) => {
+                for user in users {
+                    tracing::info!(user, "logout (gateway lease expired)");
+                    rpc::announce_offline(&db, &push, user).await;
+                }
+            }
+            Err(err) => tracing::warn!(%err, "lease sweep failed"),
+        }
+    }
+}

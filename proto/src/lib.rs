@@ -1,3 +1,56 @@
-//! The gRPC contract between Uchat's services: .proto files and generated tonic code.
+//! The gRPC contract between Uchat's services: the `.proto` files under `proto/` and the tonic
+//! code generated from them, nothing else.
 //!
-//! Not built yet: its issue describes what goes here.
+//! Packages are versioned (`uchat.account.v1`, ...); a breaking change makes a `v2` beside
+//! `v1`. Services report why a call failed with a [`common::ErrorCode`] in the
+//! [`ERROR_CODE_METADATA`] entry of the status, next to the gRPC code.
+
+#![allow(missing_docs, clippy::all)]
+
+/// Metadata key of the [`common::ErrorCode`] (as its decimal number) on a failed status.
+pub const ERROR_CODE_METADATA: &str = "uchat-error";
+
+/// The generated code, nested as the packages are (it refers to other packages by relative
+/// paths).
+pub mod uchat {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("uchat.common.v1");
+        }
+    }
+    pub mod account {
+        pub mod v1 {
+            tonic::include_proto!("uchat.account.v1");
+        }
+    }
+    pub mod social {
+        pub mod v1 {
+            tonic::include_proto!("uchat.social.v1");
+        }
+    }
+    pub mod message {
+        pub mod v1 {
+            tonic::include_proto!("uchat.message.v1");
+        }
+    }
+    pub mod gateway {
+        pub mod v1 {
+            tonic::include_proto!("uchat.gateway.v1");
+        }
+    }
+}
+
+/// Types shared by every service.
+pub use uchat::common::v1 as common;
+
+/// account-svc: users, certificates, sessions, gateway leases.
+pub use uchat::account::v1 as account;
+
+/// social-svc: friends and groups.
+pub use uchat::social::v1 as social;
+
+/// message-svc: delivery, sync, history, attachments.
+pub use uchat::message::v1 as message;
+
+/// The gateway's push service, which the other services call.
+pub use uchat::gateway::v1 as gateway;

@@ -1,0 +1,333 @@
+//! The tonic implementation of `uchat.account.v1.Account`: decode, call logic and store, map
+//! the error.
+
+use std::sync::Arc;
+
+use proto::account::account_server::Account;
+use proto::account::{
+    Certificate, Field, GetCertificatesRequest, GetCertificatesResponse, ListOnlineRequest,
+    ListOnlineResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, OnlineSession,
+    RegisterGatewayRequest, RegisterGatewayResponse, RegisterRequest, RegisterResponse,
+    RenewLeaseRequest, RenewLeaseResponse,
+};
+use proto::common::{PeerAddr, Presence};
+use sea_orm::DatabaseConnection;
+use service_kit::db::is_unique_violation;
+use service_kit::push::{LiveSession, Pusher, summary};
+use service_kit::{db_id, wire_id};
+use tonic::{Request, Response, Status};
+
+use crate::Config;
+use crate::error::Error;
+use crate::logic;
+use crate::password::Passwords;
+use crate::store::{self, NewUser, SessionPlace};
+
+/// What a replaced session is told.
+pub const KICK_REASON: &str = "your account was signed in elsewhere";
+
+/// Longest gateway id or push address accepted.
+const MAX_GATEWAY_FIELD: usize = 255;
+
+/// Most users one `GetCertificates` call may name.
+pub const MAX_CERTIFICATES_PER_CALL: usize = 500;
+
+/// account-svc's state, passed explicitly.
+#[derive(Debug, Clone)]
+pub struct AccountRpc {
+    db: DatabaseConnection,
+    passwords: Passwords,
+    push: Pusher,
+    config: Arc<Config>,
+}
+
+impl AccountRpc {
+    /// Prepares the service (argon2 parameters are checked here).
+    pub fn new(db: DatabaseConnection, config: Arc<Config>, push: Pusher) -> Result<Self, Error> {
+        Ok(Self {
+            passwords: Passwords::new(&config)?,
+            db,
+            push,
+            config,
+        })
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX / 2)
+    }
+}
+
+/// Tells `user`'s online friends that `user` went offline. Best effort.
+pub async fn announce_offline(db: &DatabaseConnection, push: &Pusher, user: i64) {
+    match store::friends_of(db, user).await {
+        Ok(friends) => {
+            let presence = Presence {
+                online: false,
+                addr: None,
+            };
+            push.presence(db, &friends, user, presence).await;
+        }
+        Err(err) => tracing::warn!(%err, user, "cannot read friends for a presence push"),
+    }
+}
+
+#[tonic::async_trait]
+impl Account for AccountRpc {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let request = request.into_inner();
+        let rejected = |field_errors| {
+            Ok(Response::new(RegisterResponse {
+                user_id: 0,
+                field_errors,
+            }))
+        };
+        let errors = logic::check_registration(&request);
+        if !errors.is_empty() {
+            return rejected(errors);
+        }
+        let username = logic::normalize_username(&request.username);
+        let username_key = logic::username_key(&request.username);
+        let email_key = logic::email_key(&request.email);
+        let (username_taken, email_taken) = store::taken(&self.db, &username_key, &email_key)
+            .await
+            .map_err(Error::from)?;
+        if username_taken || email_taken {
+            let mut errors = Vec::new();
+            if username_taken {
+                errors.push(logic::taken(Field::Username));
+            }
+            if email_taken {
+                errors.push(logic::taken(Field::Email));
+            }
+            return rejected(errors);
+        }
+        let password_hash = self.passwords.hash(request.password).await?;
+        let new = NewUser {
+            username,
+            username_key,
+            email: request.email.trim().to_owned(),
+            email_key,
+            password_hash,
+            sex: i16::try_from(request.sex).map_err(|_| Error::Invalid("sex"))?,
+            age: i16::try_from(request.age).map_err(|_| Error::Invalid("age"))?,
+            public_key: request.public_key,
+        };
+        let username_for_log = new.username.clone();
+        match store::insert_user(&self.db, new).await {
+            Ok(id) => {
+                tracing::info!(user = id, username = %username_for_log, "registered");
+                Ok(Response::new(RegisterResponse {
+                    user_id: wire_id(id),
+                    field_errors: Vec::new(),
+                }))
+            }
+            // Lost a race with a simultaneous registration of the same name or email.
+            Err(err) if is_unique_violation(&err, "email_key") => {
+                rejected(vec![logic::taken(Field::Email)])
+            }
+            Err(err) if is_unique_violation(&err, "username_key") => {
+                rejected(vec![logic::taken(Field::Username)])
+            }
+            Err(err) => Err(Error::from(err).into()),
+        }
+    }
+
+    async fn login(
+        &self,
+        request: Request<LoginRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        let request = request.into_inner();
+        if request.gateway_id.is_empty() || request.gateway_id.len() > MAX_GATEWAY_FIELD {
+            return Err(Error::Invalid("gateway id").into());
+        }
+        let session_id = db_id(request.session_id).ok_or(Error::Invalid("session id"))?;
+        let peer = request.peer.unwrap_or_default();
+        let peer_port = i32::try_from(peer.port)
+            .ok()
+            .filter(|p| *p <= i32::from(u16::MAX))
+            .ok_or(Error::Invalid("peer port"))?;
+
+        let user = store::user_by_key(&self.db, &logic::username_key(&request.username))
+            .await
+            .map_err(Error::from)?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        if !self.passwords.verify(request.password, stored_hash).await? {
+            return Err(Error::BadCredentials.into());
+        }
+        let Some(user) = user else {
+            return Err(Error::BadCredentials.into());
+        };
+
+        let place = SessionPlace {
+            gateway_id: request.gateway_id,
+            session_id,
+            peer_ip: peer.ip.clone(),
+            peer_port,
+        };
+        let (epoch, previous) = store::replace_session(&self.db, user.id, place)
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(user = user.id, username = %user.username, ip = %peer.ip, port = peer.port, epoch, "login");
+
+        // Pushes go out in the background: a dead gateway must not slow the login down.
+        let (db, push, user_id) = (self.db.clone(), self.push.clone(), user.id);
+        let replaced = previous.is_some();
+        tokio::spawn(async move {
+            if let Some(previous) = previous {
+                match store::live_gateway(&db, &previous.gateway_id).await {
+                    Ok(Some(push_addr)) => {
+                        let old = LiveSession {
+                            user_id,
+                            epoch: previous.epoch,
+                            gateway_id: previous.gateway_id.clone(),
+                            push_addr,
+                        };
+                        push.kick(&old, previous.session_id, KICK_REASON).await;
+                    }
+                    Ok(None) => {}
+                    Err(err) => tracing::warn!(%err, "cannot find the replaced session's gateway"),
+                }
+            }
+            match store::friends_of(&db, user_id).await {
+                Ok(friends) => {
+                    let presence = Presence {
+                        online: true,
+                        addr: Some(peer),
+                    };
+                    push.presence(&db, &friends, user_id, presence).await;
+                }
+                Err(err) => tracing::warn!(%err, "cannot read friends for a presence push"),
+            }
+        });
+
+        Ok(Response::new(LoginResponse {
+            user: Some(summary(&user)),
+            epoch: wire_id(epoch),
+            replaced,
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        let request = request.into_inner();
+        let user = db_id(request.user_id).ok_or(Error::Invalid("user id"))?;
+        let epoch = db_id(request.epoch).ok_or(Error::Invalid("epoch"))?;
+        let logged_out = store::end_session(&self.db, user, epoch)
+            .await
+            .map_err(Error::from)?;
+        if logged_out {
+            tracing::info!(user, epoch, "logout");
+            let (db, push) = (self.db.clone(), self.push.clone());
+            tokio::spawn(async move { announce_offline(&db, &push, user).await });
+        }
+        Ok(Response::new(LogoutResponse { logged_out }))
+    }
+
+    async fn get_certificates(
+        &self,
+        request: Request<GetCertificatesRequest>,
+    ) -> Result<Response<GetCertificatesResponse>, Status> {
+        let request = request.into_inner();
+        if request.user_ids.len() + request.usernames.len() > MAX_CERTIFICATES_PER_CALL {
+            return Err(Error::Invalid("too many users in one call").into());
+        }
+        let ids = request.user_ids.into_iter().filter_map(db_id).collect();
+        let keys = request
+            .usernames
+            .iter()
+            .map(|name| logic::username_key(name))
+            .collect();
+        let users = store::users_by(&self.db, ids, keys)
+            .await
+            .map_err(Error::from)?;
+        let certificates = users
+            .into_iter()
+            .map(|u| Certificate {
+                user_id: wire_id(u.id),
+                username: u.username,
+                email: u.email,
+                public_key: u.public_key,
+            })
+            .collect();
+        Ok(Response::new(GetCertificatesResponse { certificates }))
+    }
+
+    async fn list_online(
+        &self,
+        _request: Request<ListOnlineRequest>,
+    ) -> Result<Response<ListOnlineResponse>, Status> {
+        let sessions = store::online(&self.db)
+            .await
+            .map_err(Error::from)?
+            .into_iter()
+            .map(|(session, user)| OnlineSession {
+                user: Some(summary(&user)),
+                peer: Some(PeerAddr {
+                    ip: session.peer_ip,
+                    port: u32::try_from(session.peer_port).unwrap_or(0),
+                }),
+                gateway_id: session.gateway_id,
+                since: wire_id(session.since),
+            })
+            .collect();
+        Ok(Response::new(ListOnlineResponse { sessions }))
+    }
+
+    async fn register_gateway(
+        &self,
+        request: Request<RegisterGatewayRequest>,
+    ) -> Result<Response<RegisterGatewayResponse>, Status> {
+        let request = request.into_inner();
+        if request.gateway_id.is_empty() || request.gateway_id.len() > MAX_GATEWAY_FIELD {
+            return Err(Error::Invalid("gateway id").into());
+        }
+        if request.push_addr.is_empty()
+            || request.push_addr.len() > MAX_GATEWAY_FIELD
+            || !request.push_addr.contains(':')
+        {
+            return Err(Error::Invalid("push address must be host:port").into());
+        }
+        let dropped = store::register_gateway(
+            &self.db,
+            &request.gateway_id,
+            &request.push_addr,
+            self.lease_ms(),
+        )
+        .await
+        .map_err(Error::from)?;
+        tracing::info!(gateway = %request.gateway_id, push_addr = %request.push_addr, "gateway registered");
+        if !dropped.is_empty() {
+            let (db, push) = (self.db.clone(), self.push.clone());
+            tokio::spawn(async move {
+                for user in dropped {
+                    tracing::info!(user, "logout (gateway restarted)");
+                    announce_offline(&db, &push, user).await;
+                }
+            });
+        }
+        Ok(Response::new(RegisterGatewayResponse {
+            lease_ms: self.config.lease_ms,
+        }))
+    }
+
+    async fn renew_lease(
+        &self,
+        request: Request<RenewLeaseRequest>,
+    ) -> Result<Response<RenewLeaseResponse>, Status> {
+        let request = request.into_inner();
+        if !store::renew_lease(&self.db, &request.gateway_id, self.lease_ms())
+            .await
+            .map_err(Error::from)?
+        {
+            return Err(Error::UnknownGateway(request.gateway_id).into());
+        }
+        Ok(Response::new(RenewLeaseResponse {
+            lease_ms: self.config.lease_ms,
+        }))
+    }
+}

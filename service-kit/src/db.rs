@@ -1,0 +1,41 @@
+//! Connecting to the database: SQLite (a file or memory) or PostgreSQL, by URL.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+/// How long a SQLite connection waits for a lock before failing.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default size of a PostgreSQL connection pool.
+pub const DEFAULT_PG_POOL: u32 = 16;
+
+/// Connects to `url`.
+///
+/// SQLite gets one connection: SQLite has one writer at a time, and a single connection makes
+/// every transaction serial, so read-then-write logic needs no retry on `SQLITE_BUSY` and an
+/// in-memory database is one database. The file is opened in WAL mode with `synchronous=FULL`,
+/// so a committed write survives a power cut. PostgreSQL gets a pool and relies on row locks.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options.sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            });
+    } else {
+        options.max_connections(DEFAULT_PG_POOL);
+    }
+    Database::connect(options).await
+}
+
+/// Whether `err` is a unique-constraint violation whose message names `column`.
+pub fn is_unique_violation(err: &DbErr, column: &str) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(message)) if message.contains(column))
+}

@@ -1,0 +1,48 @@
+//! Plumbing shared by the three gRPC services, so each service's crate holds only its own
+//! rules and storage: connecting to the database, stamping a failed status with its
+//! [`ErrorCode`](proto::common::ErrorCode), pushing to gateways, and serving on a bound
+//! listener until a shutdown future resolves.
+//!
+//! It is not a service and owns no table: it reads `gateways` and `sessions` (account-svc's)
+//! through `entity` to find where to push.
+
+pub mod db;
+pub mod push;
+pub mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Router;
+
+/// Returns the current time in Unix milliseconds (0 before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight calls.
+pub async fn serve_router(
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// Converts a database id to the wire's `u64` (ids are positive).
+pub fn wire_id(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or(0)
+}
+
+/// Converts a wire id to the database's `i64`; ids above `i64::MAX` cannot exist.
+pub fn db_id(id: u64) -> Option<i64> {
+    i64::try_from(id).ok()
+}

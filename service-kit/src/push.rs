@@ -1,0 +1,197 @@
+//! Pushing events to the gateways that hold users' sessions.
+//!
+//! Pushes are best effort by design: a message is already stored and a friend list is already
+//! changed when they are pushed, so a gateway that does not answer costs only liveness (the
+//! client syncs at its next connect). Each push has a timeout; failures are logged, not
+//! returned.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::{gateway, session};
+use proto::common::{Presence, UserSummary};
+use proto::gateway::notification::Event;
+use proto::gateway::push_client::PushClient;
+use proto::gateway::{KickRequest, Notification, NotifyRequest, PresenceChanged, Target};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::now_ms;
+
+/// How long one push call may take before it is abandoned.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A live session: where the user is connected, and with which epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    /// The user.
+    pub user_id: i64,
+    /// The session's epoch.
+    pub epoch: i64,
+    /// The gateway holding it.
+    pub gateway_id: String,
+    /// That gateway's push address.
+    pub push_addr: String,
+}
+
+/// Finds the live sessions of `users`: online, on a gateway whose lease has not expired.
+pub async fn live_sessions(
+    db: &impl ConnectionTrait,
+    users: &[i64],
+) -> Result<Vec<LiveSession>, DbErr> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sessions = session::Entity::find()
+        .filter(session::Column::UserId.is_in(users.iter().copied()))
+        .filter(session::Column::Online.eq(true))
+        .all(db)
+        .await?;
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let gateways: HashMap<String, String> = gateway::Entity::find()
+        .filter(gateway::Column::LeaseExpiresAt.gt(now_ms()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.push_addr))
+        .collect();
+    Ok(sessions
+        .into_iter()
+        .filter_map(|s| {
+            let push_addr = gateways.get(&s.gateway_id)?.clone();
+            Some(LiveSession {
+                user_id: s.user_id,
+                epoch: s.epoch,
+                gateway_id: s.gateway_id,
+                push_addr,
+            })
+        })
+        .collect())
+}
+
+/// Clients for gateways' Push services, one channel per address, made on first use.
+#[derive(Clone, Default)]
+pub struct Pusher {
+    channels: Arc<Mutex<HashMap<String, PushClient<Channel>>>>,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher").finish_non_exhaustive()
+    }
+}
+
+impl Pusher {
+    /// Makes a pusher with no channels yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    async fn client(&self, push_addr: &str) -> Option<PushClient<Channel>> {
+        let mut channels = self.channels.lock().await;
+        if let Some(client) = channels.get(push_addr) {
+            return Some(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{push_addr}"))
+            .map_err(|err| tracing::warn!(%err, push_addr, "bad gateway push address"))
+            .ok()?
+            .timeout(PUSH_TIMEOUT)
+            .connect_timeout(PUSH_TIMEOUT);
+        // Lazy: the first call connects, so an unreachable gateway costs that call only.
+        let client = PushClient::new(endpoint.connect_lazy());
+        channels.insert(push_addr.to_owned(), client.clone());
+        Some(client)
+    }
+
+    /// Tells a gateway to end the session `session_id` of `user_id` at `epoch`.
+    pub async fn kick(&self, session: &LiveSession, session_id: i64, reason: &str) {
+        let Some(mut client) = self.client(&session.push_addr).await else {
+            return;
+        };
+        let request = KickRequest {
+            target: Some(target(session)),
+            session_id: crate::wire_id(session_id),
+            reason: reason.to_owned(),
+        };
+        if let Err(status) = client.kick(request).await {
+            tracing::warn!(gateway = %session.gateway_id, code = ?status.code(), "kick push failed");
+        }
+    }
+
+    /// Sends each session its event, one call per gateway.
+    pub async fn notify(&self, events: Vec<(LiveSession, Event)>) {
+        let mut by_gateway: HashMap<String, Vec<Notification>> = HashMap::new();
+        for (session, event) in events {
+            by_gateway
+                .entry(session.push_addr.clone())
+                .or_default()
+                .push(Notification {
+                    target: Some(target(&session)),
+                    event: Some(event),
+                });
+        }
+        for (push_addr, notifications) in by_gateway {
+            let Some(mut client) = self.client(&push_addr).await else {
+                continue;
+            };
+            if let Err(status) = client.notify(NotifyRequest { notifications }).await {
+                tracing::warn!(push_addr, code = ?status.code(), "notify push failed");
+            }
+        }
+    }
+
+    /// Tells every live session of `watchers` that `user_id`'s presence changed.
+    pub async fn presence(
+        &self,
+        db: &impl ConnectionTrait,
+        watchers: &[i64],
+        user_id: i64,
+        presence: Presence,
+    ) {
+        let sessions = match live_sessions(db, watchers).await {
+            Ok(sessions) => sessions,
+            Err(err) => {
+                tracing::warn!(%err, "cannot find sessions for a presence push");
+                return;
+            }
+        };
+        let event = Event::Presence(PresenceChanged {
+            user_id: crate::wire_id(user_id),
+            presence: Some(presence),
+        });
+        self.notify(sessions.into_iter().map(|s| (s, event.clone())).collect())
+            .await;
+    }
+
+    /// Sends `event` to every live session of `users`.
+    pub async fn notify_users(&self, db: &impl ConnectionTrait, users: &[i64], event: Event) {
+        match live_sessions(db, users).await {
+            Ok(sessions) => {
+                self.notify(sessions.into_iter().map(|s| (s, event.clone())).collect())
+                    .await
+            }
+            Err(err) => tracing::warn!(%err, "cannot find sessions for a push"),
+        }
+    }
+}
+
+fn target(session: &LiveSession) -> Target {
+    Target {
+        user_id: crate::wire_id(session.user_id),
+        epoch: crate::wire_id(session.epoch),
+    }
+}
+
+/// Builds a summary from a user row.
+pub fn summary(user: &entity::user::Model) -> UserSummary {
+    UserSummary {
+        id: crate::wire_id(user.id),
+        username: user.username.clone(),
+        sex: i32::from(user.sex),
+        age: u32::try_from(user.age).unwrap_or(0),
+    }
+}

@@ -1,0 +1,190 @@
+//! Test helpers shared by the services' tests (feature `testing`): a migrated database of
+//! each backend, and a gateway Push server that records what it is sent.
+
+// Test scaffolding: failing loudly is what a test helper should do.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use migrations::{Migrator, MigratorTrait};
+use proto::gateway::push_server::{Push, PushServer};
+use proto::gateway::{DeliverRequest, KickRequest, Notification, NotifyRequest, PushResponse};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+/// Environment variable naming a PostgreSQL database the tests may create databases beside.
+pub const PG_URL_VAR: &str = "UCHAT_TEST_DATABASE_URL";
+
+/// A migrated database for one test, and what keeps it alive.
+pub struct TestDb {
+    /// Which backend: `sqlite-memory`, `sqlite-file` or `postgres`.
+    pub backend: &'static str,
+    /// The connection.
+    pub db: DatabaseConnection,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// One fresh, migrated database per backend available: SQLite in memory, SQLite in a file,
+/// and PostgreSQL when [`PG_URL_VAR`] is set (a new database made for this call).
+pub async fn databases() -> Vec<TestDb> {
+    let mut out = Vec::new();
+    let memory = crate::db::connect("sqlite::memory:")
+        .await
+        .expect("sqlite memory");
+    Migrator::up(&memory, None)
+        .await
+        .expect("migrate sqlite memory");
+    out.push(TestDb {
+        backend: "sqlite-memory",
+        db: memory,
+        _dir: None,
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("uchat.db").display()
+    );
+    let file = crate::db::connect(&url).await.expect("sqlite file");
+    Migrator::up(&file, None)
+        .await
+        .expect("migrate sqlite file");
+    out.push(TestDb {
+        backend: "sqlite-file",
+        db: file,
+        _dir: Some(dir),
+    });
+
+    match std::env::var(PG_URL_VAR) {
+        Ok(admin_url) => out.push(postgres(&admin_url).await),
+        Err(_) => eprintln!("skipping PostgreSQL: {PG_URL_VAR} is not set (CI sets it)"),
+    }
+    out
+}
+
+async fn postgres(admin_url: &str) -> TestDb {
+    let admin = crate::db::connect(admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    let name = format!("uchat_t_{:016x}", rand_id());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .expect("a PostgreSQL URL ends with /database");
+    let db = crate::db::connect(&format!("{base}/{name}"))
+        .await
+        .expect("connect to the test database");
+    Migrator::up(&db, None).await.expect("migrate PostgreSQL");
+    TestDb {
+        backend: "postgres",
+        db,
+        _dir: None,
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.finish()
+}
+
+/// What a recording gateway received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pushed {
+    /// A kick.
+    Kick(KickRequest),
+    /// One notification.
+    Notify(Notification),
+    /// A delivery batch.
+    Deliver(DeliverRequest),
+}
+
+/// A real gRPC Push server that records every call, standing in for a gateway.
+#[derive(Clone, Default)]
+pub struct RecordingGateway {
+    received: Arc<Mutex<Vec<Pushed>>>,
+}
+
+impl RecordingGateway {
+    /// Starts one on 127.0.0.1:0; returns it and its address.
+    pub async fn start() -> (Self, String) {
+        let gateway = Self::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let router =
+            tonic::transport::Server::builder().add_service(PushServer::new(gateway.clone()));
+        tokio::spawn(crate::serve_router(
+            router,
+            listener,
+            std::future::pending(),
+        ));
+        (gateway, addr)
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Pushed> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Waits up to five seconds for a received item matching `pred`.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Pushed) -> bool) -> Pushed {
+        for _ in 0..500 {
+            if let Some(found) = self.received().into_iter().find(|p| pred(p)) {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the gateway never received {what}; it got {:?}",
+            self.received()
+        );
+    }
+
+    fn record(&self, pushed: Pushed) {
+        if let Ok(mut received) = self.received.lock() {
+            received.push(pushed);
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Push for RecordingGateway {
+    async fn deliver(
+        &self,
+        request: Request<DeliverRequest>,
+    ) -> Result<Response<PushResponse>, Status> {
+        let request = request.into_inner();
+        let accepted = u32::try_from(request.deliveries.len()).unwrap_or(u32::MAX);
+        self.record(Pushed::Deliver(request));
+        Ok(Response::new(PushResponse { accepted }))
+    }
+
+    async fn kick(&self, request: Request<KickRequest>) -> Result<Response<PushResponse>, Status> {
+        self.record(Pushed::Kick(request.into_inner()));
+        Ok(Response::new(PushResponse { accepted: 1 }))
+    }
+
+    async fn notify(
+        &self,
+        request: Request<NotifyRequest>,
+    ) -> Result<Response<PushResponse>, Status> {
+        let request = request.into_inner();
+        let accepted = u32::try_from(request.notifications.len()).unwrap_or(u32::MAX);
+        for notification in request.notifications {
+            self.record(Pushed::Notify(notification));
+        }
+        Ok(Response::new(PushResponse { accepted }))
+    }
+}
