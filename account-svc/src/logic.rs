@@ -1,7 +1,6 @@
 //! Pure rules of account-svc: what a valid registration is, and how names are compared.
 
 use proto::account::{Field, FieldError};
-use unicode_normalization::UnicodeNormalization;
 
 /// Longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 8;
@@ -18,15 +17,7 @@ pub const MAX_AGE: u32 = 150;
 /// Length of an end-to-end public value.
 pub const PUBLIC_KEY_LEN: usize = 256;
 
-/// Normalises a username to NFC, as it is stored and shown.
-pub fn normalize_username(username: &str) -> String {
-    username.nfc().collect()
-}
-
-/// Returns the key a username is unique by and searched by: NFC, then lowercase.
-pub fn username_key(username: &str) -> String {
-    normalize_username(username).to_lowercase()
-}
+pub use service_kit::{name_key as username_key, normalize_name as normalize_username};
 
 /// Returns the key an email is unique by: lowercase.
 pub fn email_key(email: &str) -> String {

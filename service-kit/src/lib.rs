@@ -37,6 +37,18 @@ pub async fn serve_router(
         .await
 }
 
+/// Normalises a name (username, room name) to NFC, as it is stored and shown.
+pub fn normalize_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().collect()
+}
+
+/// Returns the key a name is unique by and searched by: NFC, then lowercase, so `Alice` and
+/// `alice` are one name in both databases.
+pub fn name_key(name: &str) -> String {
+    normalize_name(name).to_lowercase()
+}
+
 /// Converts a database id to the wire's `u64` (ids are positive).
 pub fn wire_id(id: i64) -> u64 {
     u64::try_from(id).unwrap_or(0)

@@ -1,3 +1,37 @@
-//! Uchat's social service: friends and groups.
+//! social-svc: friend requests, friendships and groups.
 //!
-//! Not built yet: its issue describes what goes here.
+//! Layers: [`rpc`] decodes and maps errors (in [`error`]), [`logic`] holds the pure rules,
+//! [`store`] the database access. It writes `friends`, `conversations`, `rooms` and
+//! `room_user`; it reads `users`, `sessions` and `gateways` (account-svc's) for names and
+//! presence, and `conversation_heads` (message-svc's) for last message times. Every change
+//! another user must see is pushed to that user's gateway once committed.
+
+pub mod error;
+pub mod logic;
+pub mod rpc;
+pub mod store;
+
+use std::future::Future;
+
+use proto::social::social_server::SocialServer;
+use sea_orm::DatabaseConnection;
+use service_kit::push::Pusher;
+use tokio::net::TcpListener;
+
+pub use crate::error::Error;
+pub use crate::rpc::SocialRpc;
+
+/// The tonic service, for a router that serves several services.
+pub fn service(db: DatabaseConnection, push: Pusher) -> SocialServer<SocialRpc> {
+    SocialServer::new(SocialRpc::new(db, push))
+}
+
+/// Serves social-svc on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    db: DatabaseConnection,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let router = tonic::transport::Server::builder().add_service(service(db, Pusher::new()));
+    service_kit::serve_router(router, listener, shutdown).await
+}

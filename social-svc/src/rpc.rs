@@ -1,0 +1,258 @@
+//! The tonic implementation of `uchat.social.v1.Social`: decode, call logic and store, map
+//! the error, push what other users must see.
+
+use proto::common::UserSummary;
+use proto::gateway::RoomMemberJoined;
+use proto::gateway::notification::Event;
+use proto::social::social_server::Social;
+use proto::social::*;
+use sea_orm::DatabaseConnection;
+use service_kit::push::{Pusher, summary};
+use service_kit::{db_id, wire_id};
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::logic;
+use crate::store::{self, Requested};
+
+/// social-svc's state, passed explicitly.
+#[derive(Debug, Clone)]
+pub struct SocialRpc {
+    db: DatabaseConnection,
+    push: Pusher,
+}
+
+impl SocialRpc {
+    /// Makes the service.
+    pub fn new(db: DatabaseConnection, push: Pusher) -> Self {
+        Self { db, push }
+    }
+
+    /// Pushes `event` to `users` in the background: the change is committed already, and a
+    /// slow gateway must not slow the caller.
+    fn notify(&self, users: Vec<i64>, event: Event) {
+        let (db, push) = (self.db.clone(), self.push.clone());
+        tokio::spawn(async move { push.notify_users(&db, &users, event).await });
+    }
+
+    /// Tells `to` about their new friend `friend`, as `to` sees them.
+    fn announce_friend(&self, to: i64, friend: i64) {
+        let (db, push) = (self.db.clone(), self.push.clone());
+        tokio::spawn(async move {
+            match store::friend_view(&db, to, friend).await {
+                Ok(Some(view)) => {
+                    push.notify_users(&db, &[to], Event::FriendAdded(view))
+                        .await
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(%err, "cannot build a friend for a push"),
+            }
+        });
+    }
+}
+
+fn id(value: u64, what: &'static str) -> Result<i64, Error> {
+    db_id(value).filter(|v| *v > 0).ok_or(Error::Invalid(what))
+}
+
+fn summaries(users: &[entity::user::Model]) -> Vec<UserSummary> {
+    users.iter().map(summary).collect()
+}
+
+#[tonic::async_trait]
+impl Social for SocialRpc {
+    async fn search_users(
+        &self,
+        request: Request<SearchUsersRequest>,
+    ) -> Result<Response<SearchUsersResponse>, Status> {
+        let request = request.into_inner();
+        let searcher = id(request.user_id, "user id")?;
+        let key = service_kit::name_key(request.query.trim());
+        if key.is_empty() {
+            return Err(Error::Invalid("enter a name to search for").into());
+        }
+        if key.chars().count() > logic::MAX_QUERY_CHARS {
+            return Ok(Response::new(SearchUsersResponse { users: Vec::new() }));
+        }
+        let users = store::search(&self.db, searcher, &key, logic::search_limit(request.limit))
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(SearchUsersResponse {
+            users: summaries(&users),
+        }))
+    }
+
+    async fn add_friend(
+        &self,
+        request: Request<AddFriendRequest>,
+    ) -> Result<Response<AddFriendResponse>, Status> {
+        let request = request.into_inner();
+        let (from, to) = (
+            id(request.user_id, "user id")?,
+            id(request.friend_id, "friend id")?,
+        );
+        let friend = match store::add_friend(&self.db, from, to).await? {
+            Requested::Pending => {
+                if let Some(requester) = store::user(&self.db, from).await.map_err(Error::from)? {
+                    self.notify(vec![to], Event::FriendRequest(summary(&requester)));
+                }
+                None
+            }
+            Requested::Friends(_) => {
+                self.announce_friend(to, from);
+                store::friend_view(&self.db, from, to)
+                    .await
+                    .map_err(Error::from)?
+            }
+        };
+        Ok(Response::new(AddFriendResponse { friend }))
+    }
+
+    async fn pending_requests(
+        &self,
+        request: Request<PendingRequestsRequest>,
+    ) -> Result<Response<PendingRequestsResponse>, Status> {
+        let user = id(request.into_inner().user_id, "user id")?;
+        let requesters = store::pending(&self.db, user).await.map_err(Error::from)?;
+        Ok(Response::new(PendingRequestsResponse {
+            requesters: summaries(&requesters),
+        }))
+    }
+
+    async fn resolve_friend_request(
+        &self,
+        request: Request<ResolveFriendRequestRequest>,
+    ) -> Result<Response<ResolveFriendRequestResponse>, Status> {
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let requester = id(request.requester_id, "requester id")?;
+        let friend = match request.decision() {
+            Decision::Accept => {
+                store::accept(&self.db, user, requester).await?;
+                self.announce_friend(requester, user);
+                store::friend_view(&self.db, user, requester)
+                    .await
+                    .map_err(Error::from)?
+            }
+            Decision::Reject => {
+                store::reject(&self.db, user, requester).await?;
+                None
+            }
+            Decision::Later => {
+                store::check_pending(&self.db, user, requester).await?;
+                None
+            }
+            Decision::Unspecified => {
+                return Err(Error::Invalid("choose accept, reject or later").into());
+            }
+        };
+        Ok(Response::new(ResolveFriendRequestResponse { friend }))
+    }
+
+    async fn delete_friend(
+        &self,
+        request: Request<DeleteFriendRequest>,
+    ) -> Result<Response<DeleteFriendResponse>, Status> {
+        let request = request.into_inner();
+        let (user, friend) = (
+            id(request.user_id, "user id")?,
+            id(request.friend_id, "friend id")?,
+        );
+        store::unfriend(&self.db, user, friend).await?;
+        self.notify(vec![friend], Event::FriendRemoved(wire_id(user)));
+        Ok(Response::new(DeleteFriendResponse {}))
+    }
+
+    async fn list_friends(
+        &self,
+        request: Request<ListFriendsRequest>,
+    ) -> Result<Response<ListFriendsResponse>, Status> {
+        let user = id(request.into_inner().user_id, "user id")?;
+        let friends = store::friends(&self.db, user).await.map_err(Error::from)?;
+        Ok(Response::new(ListFriendsResponse { friends }))
+    }
+
+    async fn friends_of(
+        &self,
+        request: Request<FriendsOfRequest>,
+    ) -> Result<Response<FriendsOfResponse>, Status> {
+        let user = id(request.into_inner().user_id, "user id")?;
+        let ids = store::friend_ids(&self.db, user)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(FriendsOfResponse {
+            friend_ids: ids.into_iter().map(wire_id).collect(),
+        }))
+    }
+
+    async fn create_room(
+        &self,
+        request: Request<CreateRoomRequest>,
+    ) -> Result<Response<CreateRoomResponse>, Status> {
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let room = store::create_room(&self.db, user, &request.name).await?;
+        tracing::info!(user, room = room.id, "room created");
+        Ok(Response::new(CreateRoomResponse { room: Some(room) }))
+    }
+
+    async fn join_room(
+        &self,
+        request: Request<JoinRoomRequest>,
+    ) -> Result<Response<JoinRoomResponse>, Status> {
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let room_id = db_id(request.room_id).ok_or(Error::RoomNotFound(request.room_id))?;
+        let (room, others) = store::join_room(&self.db, user, room_id).await?;
+        if let Some(member) = store::user(&self.db, user).await.map_err(Error::from)? {
+            self.notify(
+                others,
+                Event::RoomMemberJoined(RoomMemberJoined {
+                    room_id: room.id,
+                    member: Some(summary(&member)),
+                }),
+            );
+        }
+        Ok(Response::new(JoinRoomResponse { room: Some(room) }))
+    }
+
+    async fn room_members(
+        &self,
+        request: Request<RoomMembersRequest>,
+    ) -> Result<Response<RoomMembersResponse>, Status> {
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let room_id = db_id(request.room_id).ok_or(Error::RoomNotFound(request.room_id))?;
+        let members = store::room_members(&self.db, user, room_id).await?;
+        Ok(Response::new(RoomMembersResponse {
+            members: summaries(&members),
+        }))
+    }
+
+    async fn list_rooms(
+        &self,
+        request: Request<ListRoomsRequest>,
+    ) -> Result<Response<ListRoomsResponse>, Status> {
+        let user = id(request.into_inner().user_id, "user id")?;
+        let rooms = store::rooms(&self.db, user).await.map_err(Error::from)?;
+        Ok(Response::new(ListRoomsResponse { rooms }))
+    }
+
+    async fn conversation_members(
+        &self,
+        request: Request<ConversationMembersRequest>,
+    ) -> Result<Response<ConversationMembersResponse>, Status> {
+        let conversation =
+            db_id(request.into_inner().conversation_id).ok_or(Error::ConversationNotFound)?;
+        let (kind, members) = store::conversation_members(&self.db, conversation).await?;
+        let kind = if kind == entity::CONVERSATION_ROOM {
+            ConversationKind::Room
+        } else {
+            ConversationKind::Direct
+        };
+        Ok(Response::new(ConversationMembersResponse {
+            kind: kind.into(),
+            member_ids: members.into_iter().map(wire_id).collect(),
+        }))
+    }
+}

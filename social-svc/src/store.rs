@@ -1,0 +1,502 @@
+//! social-svc's data access: plain async functions over a connection or a transaction.
+
+use std::collections::HashMap;
+
+use entity::{
+    CONVERSATION_DIRECT, CONVERSATION_ROOM, conversation, conversation_head, friend, gateway, room,
+    room_user, session, user,
+};
+use proto::common::{Friend, PeerAddr, Presence, Room};
+use sea_orm::sea_query::LikeExpr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+};
+use service_kit::push::summary;
+use service_kit::{now_ms, wire_id};
+
+use crate::error::Error;
+use crate::logic;
+
+/// Finds a user by id.
+pub async fn user(db: &impl ConnectionTrait, id: i64) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find_by_id(id).one(db).await
+}
+
+/// Users by ids, in any order.
+pub async fn users(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<user::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .order_by_asc(user::Column::UsernameKey)
+        .all(db)
+        .await
+}
+
+/// Users whose name key starts with `key`, other than `searcher`, by name.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    searcher: i64,
+    key: &str,
+    limit: u64,
+) -> Result<Vec<user::Model>, DbErr> {
+    user::Entity::find()
+        .filter(
+            user::Column::UsernameKey.like(LikeExpr::new(logic::prefix_pattern(key)).escape('\\')),
+        )
+        .filter(user::Column::Id.ne(searcher))
+        .order_by_asc(user::Column::UsernameKey)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+async fn friend_row(
+    db: &impl ConnectionTrait,
+    from: i64,
+    to: i64,
+) -> Result<Option<friend::Model>, DbErr> {
+    friend::Entity::find_by_id((from, to)).one(db).await
+}
+
+async fn new_conversation(db: &impl ConnectionTrait, kind: i16) -> Result<i64, DbErr> {
+    let row = conversation::ActiveModel {
+        kind: Set(kind),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    };
+    Ok(conversation::Entity::insert(row)
+        .exec(db)
+        .await?
+        .last_insert_id)
+}
+
+/// Makes `a` and `b` friends (both rows accepted, a new conversation); either row may exist
+/// as a pending request already. Returns the conversation.
+async fn befriend(db: &impl ConnectionTrait, a: i64, b: i64) -> Result<i64, DbErr> {
+    let conversation = new_conversation(db, CONVERSATION_DIRECT).await?;
+    for (from, to) in [(a, b), (b, a)] {
+        friend::Entity::delete_by_id((from, to)).exec(db).await?;
+        friend::ActiveModel {
+            from_user_id: Set(from),
+            to_user_id: Set(to),
+            accepted: Set(true),
+            conversation_id: Set(Some(conversation)),
+            created_at: Set(now_ms()),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(conversation)
+}
+
+/// What a friend request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    /// The request waits for the other side.
+    Pending,
+    /// The other side had asked too: now friends in this conversation.
+    Friends(i64),
+}
+
+/// Sends a friend request from `from` to `to`, in one transaction.
+pub async fn add_friend(
+    db: &impl TransactionTrait,
+    from: i64,
+    to: i64,
+) -> Result<Requested, Error> {
+    if from == to {
+        return Err(Error::FriendSelf);
+    }
+    let txn = db.begin().await?;
+    if user(&txn, to).await?.is_none() {
+        return Err(Error::UserNotFound);
+    }
+    if let Some(existing) = friend_row(&txn, from, to).await? {
+        return Err(if existing.accepted {
+            Error::AlreadyFriends
+        } else {
+            Error::RequestPending
+        });
+    }
+    let outcome = if friend_row(&txn, to, from).await?.is_some() {
+        // Their request crosses ours (an accepted reverse row cannot exist without ours).
+        Requested::Friends(befriend(&txn, from, to).await?)
+    } else {
+        let inserted = friend::ActiveModel {
+            from_user_id: Set(from),
+            to_user_id: Set(to),
+            accepted: Set(false),
+            conversation_id: Set(None),
+            created_at: Set(now_ms()),
+        }
+        .insert(&txn)
+        .await;
+        match inserted {
+            Ok(_) => Requested::Pending,
+            // A simultaneous identical request got there first.
+            Err(err) if err.sql_err().is_some() => return Err(Error::RequestPending),
+            Err(err) => return Err(err.into()),
+        }
+    };
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+/// Users whose requests wait for `user`'s answer, oldest first.
+pub async fn pending(db: &impl ConnectionTrait, user: i64) -> Result<Vec<user::Model>, DbErr> {
+    let requests = friend::Entity::find()
+        .filter(friend::Column::ToUserId.eq(user))
+        .filter(friend::Column::Accepted.eq(false))
+        .order_by_asc(friend::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let mut requesters = users(db, requests.iter().map(|r| r.from_user_id).collect()).await?;
+    requesters.sort_by_key(|u| {
+        requests
+            .iter()
+            .position(|r| r.from_user_id == u.id)
+            .unwrap_or(usize::MAX)
+    });
+    Ok(requesters)
+}
+
+/// Accepts the pending request of `requester` to `user`; returns the conversation.
+pub async fn accept(db: &impl TransactionTrait, user: i64, requester: i64) -> Result<i64, Error> {
+    let txn = db.begin().await?;
+    match friend_row(&txn, requester, user).await? {
+        Some(row) if !row.accepted => {}
+        _ => return Err(Error::NoSuchRequest),
+    }
+    let conversation = befriend(&txn, requester, user).await?;
+    txn.commit().await?;
+    Ok(conversation)
+}
+
+/// Removes the pending request of `requester` to `user`.
+pub async fn reject(db: &impl ConnectionTrait, user: i64, requester: i64) -> Result<(), Error> {
+    let deleted = friend::Entity::delete_many()
+        .filter(friend::Column::FromUserId.eq(requester))
+        .filter(friend::Column::ToUserId.eq(user))
+        .filter(friend::Column::Accepted.eq(false))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::NoSuchRequest);
+    }
+    Ok(())
+}
+
+/// Checks that a request from `requester` waits for `user` (for "later", which changes nothing).
+pub async fn check_pending(
+    db: &impl ConnectionTrait,
+    user: i64,
+    requester: i64,
+) -> Result<(), Error> {
+    match friend_row(db, requester, user).await? {
+        Some(row) if !row.accepted => Ok(()),
+        _ => Err(Error::NoSuchRequest),
+    }
+}
+
+/// Ends the friendship of `a` and `b`: both rows go in one statement.
+pub async fn unfriend(db: &impl ConnectionTrait, a: i64, b: i64) -> Result<(), Error> {
+    match friend_row(db, a, b).await? {
+        Some(row) if row.accepted => {}
+        _ => return Err(Error::NotFriends),
+    }
+    friend::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(friend::Column::FromUserId.eq(a))
+                        .add(friend::Column::ToUserId.eq(b)),
+                )
+                .add(
+                    Condition::all()
+                        .add(friend::Column::FromUserId.eq(b))
+                        .add(friend::Column::ToUserId.eq(a)),
+                ),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The ids of `user`'s friends.
+pub async fn friend_ids(db: &impl ConnectionTrait, user: i64) -> Result<Vec<i64>, DbErr> {
+    Ok(friend::Entity::find()
+        .filter(friend::Column::FromUserId.eq(user))
+        .filter(friend::Column::Accepted.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|f| f.to_user_id)
+        .collect())
+}
+
+/// Presence of each of `users`: online on a gateway whose lease is current, with the address.
+pub async fn presences(
+    db: &impl ConnectionTrait,
+    users: &[i64],
+) -> Result<HashMap<i64, Presence>, DbErr> {
+    let sessions = session::Entity::find()
+        .filter(session::Column::UserId.is_in(users.iter().copied()))
+        .filter(session::Column::Online.eq(true))
+        .all(db)
+        .await?;
+    let live: Vec<String> = gateway::Entity::find()
+        .filter(gateway::Column::LeaseExpiresAt.gt(now_ms()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    Ok(sessions
+        .into_iter()
+        .filter(|s| live.contains(&s.gateway_id))
+        .map(|s| {
+            let presence = Presence {
+                online: true,
+                addr: Some(PeerAddr {
+                    ip: s.peer_ip,
+                    port: u32::try_from(s.peer_port).unwrap_or(0),
+                }),
+            };
+            (s.user_id, presence)
+        })
+        .collect())
+}
+
+/// Last message time of each conversation that has one.
+async fn last_messages(
+    db: &impl ConnectionTrait,
+    conversations: Vec<i64>,
+) -> Result<HashMap<i64, i64>, DbErr> {
+    Ok(conversation_head::Entity::find()
+        .filter(conversation_head::Column::ConversationId.is_in(conversations))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|h| (h.conversation_id, h.last_message_at))
+        .collect())
+}
+
+/// `user`'s friends as the contact list shows them: newest conversation first, then online
+/// ones, then by name.
+pub async fn friends(db: &impl ConnectionTrait, user: i64) -> Result<Vec<Friend>, DbErr> {
+    let rows = friend::Entity::find()
+        .filter(friend::Column::FromUserId.eq(user))
+        .filter(friend::Column::Accepted.eq(true))
+        .all(db)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.to_user_id).collect();
+    let people = users(db, ids.clone()).await?;
+    let presence = presences(db, &ids).await?;
+    let last = last_messages(db, rows.iter().filter_map(|r| r.conversation_id).collect()).await?;
+    let mut friends: Vec<Friend> = people
+        .iter()
+        .filter_map(|person| {
+            let conversation = rows
+                .iter()
+                .find(|r| r.to_user_id == person.id)?
+                .conversation_id?;
+            Some(Friend {
+                user: Some(summary(person)),
+                conversation_id: wire_id(conversation),
+                presence: Some(presence.get(&person.id).cloned().unwrap_or_default()),
+                last_message_at: wire_id(last.get(&conversation).copied().unwrap_or(0)),
+            })
+        })
+        .collect();
+    friends.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(f.last_message_at),
+            !f.presence.as_ref().is_some_and(|p| p.online),
+        )
+    });
+    Ok(friends)
+}
+
+/// One friend of `viewer`, as [`friends`] shows it.
+pub async fn friend_view(
+    db: &impl ConnectionTrait,
+    viewer: i64,
+    friend: i64,
+) -> Result<Option<Friend>, DbErr> {
+    Ok(friends(db, viewer)
+        .await?
+        .into_iter()
+        .find(|f| f.user.as_ref().is_some_and(|u| u.id == wire_id(friend))))
+}
+
+fn room_view(room: &room::Model, last: &HashMap<i64, i64>) -> Room {
+    Room {
+        id: wire_id(room.id),
+        name: room.name.clone(),
+        conversation_id: wire_id(room.conversation_id),
+        last_message_at: wire_id(last.get(&room.conversation_id).copied().unwrap_or(0)),
+    }
+}
+
+/// Makes a room with `creator` as its first member.
+pub async fn create_room(
+    db: &impl TransactionTrait,
+    creator: i64,
+    name: &str,
+) -> Result<Room, Error> {
+    let name = logic::room_name(name)?;
+    let key = service_kit::name_key(&name);
+    let txn = db.begin().await?;
+    if room::Entity::find()
+        .filter(room::Column::NameKey.eq(key.as_str()))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(Error::RoomNameTaken);
+    }
+    let conversation = new_conversation(&txn, CONVERSATION_ROOM).await?;
+    let inserted = room::ActiveModel {
+        name: Set(name),
+        name_key: Set(key),
+        conversation_id: Set(conversation),
+        created_by: Set(creator),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await;
+    let room = match inserted {
+        Ok(room) => room,
+        Err(err) if service_kit::db::is_unique_violation(&err, "name_key") => {
+            return Err(Error::RoomNameTaken);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    room_user::ActiveModel {
+        room_id: Set(room.id),
+        user_id: Set(creator),
+        joined_at: Set(now_ms()),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(room_view(&room, &HashMap::new()))
+}
+
+async fn room(db: &impl ConnectionTrait, id: i64) -> Result<room::Model, Error> {
+    room::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(Error::RoomNotFound(wire_id(id)))
+}
+
+async fn member_ids(db: &impl ConnectionTrait, room: i64) -> Result<Vec<i64>, DbErr> {
+    Ok(room_user::Entity::find()
+        .filter(room_user::Column::RoomId.eq(room))
+        .order_by_asc(room_user::Column::JoinedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect())
+}
+
+/// Adds `user` to room `id`; returns the room and the members before the join.
+pub async fn join_room(
+    db: &impl TransactionTrait,
+    user: i64,
+    id: i64,
+) -> Result<(Room, Vec<i64>), Error> {
+    let txn = db.begin().await?;
+    let room = room(&txn, id).await?;
+    let members = member_ids(&txn, id).await?;
+    if members.contains(&user) {
+        return Err(Error::AlreadyMember);
+    }
+    let inserted = room_user::ActiveModel {
+        room_id: Set(id),
+        user_id: Set(user),
+        joined_at: Set(now_ms()),
+    }
+    .insert(&txn)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(err) if err.sql_err().is_some() => return Err(Error::AlreadyMember),
+        Err(err) => return Err(err.into()),
+    }
+    let last = last_messages(&txn, vec![room.conversation_id]).await?;
+    txn.commit().await?;
+    Ok((room_view(&room, &last), members))
+}
+
+/// The members of room `id`, which `user` must belong to.
+pub async fn room_members(
+    db: &impl ConnectionTrait,
+    user: i64,
+    id: i64,
+) -> Result<Vec<user::Model>, Error> {
+    room(db, id).await?;
+    let ids = member_ids(db, id).await?;
+    if !ids.contains(&user) {
+        return Err(Error::NotMember);
+    }
+    Ok(users(db, ids).await?)
+}
+
+/// The rooms `user` belongs to, newest conversation first.
+pub async fn rooms(db: &impl ConnectionTrait, user: i64) -> Result<Vec<Room>, DbErr> {
+    let ids: Vec<i64> = room_user::Entity::find()
+        .filter(room_user::Column::UserId.eq(user))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.room_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rooms = room::Entity::find()
+        .filter(room::Column::Id.is_in(ids))
+        .order_by_asc(room::Column::Id)
+        .all(db)
+        .await?;
+    let last = last_messages(db, rooms.iter().map(|r| r.conversation_id).collect()).await?;
+    let mut views: Vec<Room> = rooms.iter().map(|r| room_view(r, &last)).collect();
+    views.sort_by_key(|r| std::cmp::Reverse(r.last_message_at));
+    Ok(views)
+}
+
+/// A conversation's kind and who may read and write it.
+pub async fn conversation_members(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<(i16, Vec<i64>), Error> {
+    let conversation = conversation::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(Error::ConversationNotFound)?;
+    let members = if conversation.kind == CONVERSATION_ROOM {
+        let room = room::Entity::find()
+            .filter(room::Column::ConversationId.eq(id))
+            .one(db)
+            .await?
+            .ok_or(Error::ConversationNotFound)?;
+        member_ids(db, room.id).await?
+    } else {
+        friend::Entity::find()
+            .filter(friend::Column::ConversationId.eq(id))
+            .filter(friend::Column::Accepted.eq(true))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|f| f.from_user_id)
+            .collect()
+    };
+    Ok((conversation.kind, members))
+}
