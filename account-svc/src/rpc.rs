@@ -59,7 +59,7 @@ impl AccountRpc {
 
 /// Tells `user`'s online friends that `user` went offline. Best effort.
 pub async fn announce_offline(db: &DatabaseConnection, push: &Pusher, user: i64) {
-    match store::friends_of(db, user).await {
+    match service_kit::push::friend_ids(db, user).await {
         Ok(friends) => {
             let presence = Presence {
                 online: false,
@@ -184,6 +184,8 @@ impl Account for AccountRpc {
                             epoch: previous.epoch,
                             gateway_id: previous.gateway_id.clone(),
                             push_addr,
+                            peer_ip: previous.peer_ip.clone(),
+                            peer_port: previous.peer_port,
                         };
                         push.kick(&old, previous.session_id, KICK_REASON).await;
                     }
@@ -191,7 +193,7 @@ impl Account for AccountRpc {
                     Err(err) => tracing::warn!(%err, "cannot find the replaced session's gateway"),
                 }
             }
-            match store::friends_of(&db, user_id).await {
+            match service_kit::push::friend_ids(&db, user_id).await {
                 Ok(friends) => {
                     let presence = Presence {
                         online: true,

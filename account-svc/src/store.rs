@@ -1,7 +1,7 @@
 //! account-svc's data access: plain async functions over a connection, so each works inside a
 //! transaction too.
 
-use entity::{friend, gateway, session, user};
+use entity::{gateway, session, user};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -170,18 +170,6 @@ pub async fn end_session(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
-}
-
-/// The ids of a user's friends (accepted friendships).
-pub async fn friends_of(db: &impl ConnectionTrait, user_id: i64) -> Result<Vec<i64>, DbErr> {
-    Ok(friend::Entity::find()
-        .filter(friend::Column::FromUserId.eq(user_id))
-        .filter(friend::Column::Accepted.eq(true))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|f| f.to_user_id)
-        .collect())
 }
 
 /// The push address of a gateway whose lease is current.

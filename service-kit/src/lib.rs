@@ -18,6 +18,15 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::Router;
 
+/// Sets up logging for a service binary: `RUST_LOG` if set, else `info`.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
 /// Returns the current time in Unix milliseconds (0 before 1970).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

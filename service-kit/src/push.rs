@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::{gateway, session};
+use entity::{friend, gateway, session};
 use proto::common::{Presence, UserSummary};
 use proto::gateway::notification::Event;
 use proto::gateway::push_client::PushClient;
@@ -34,6 +34,23 @@ pub struct LiveSession {
     pub gateway_id: String,
     /// That gateway's push address.
     pub push_addr: String,
+    /// The client's IP address, as the gateway sees it.
+    pub peer_ip: String,
+    /// The client's port.
+    pub peer_port: i32,
+}
+
+/// The ids of a user's friends (accepted friendships in social-svc's `friends`): whom to
+/// tell when the user's presence changes.
+pub async fn friend_ids(db: &impl ConnectionTrait, user_id: i64) -> Result<Vec<i64>, DbErr> {
+    Ok(friend::Entity::find()
+        .filter(friend::Column::FromUserId.eq(user_id))
+        .filter(friend::Column::Accepted.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|f| f.to_user_id)
+        .collect())
 }
 
 /// Finds the live sessions of `users`: online, on a gateway whose lease has not expired.
@@ -68,6 +85,8 @@ pub async fn live_sessions(
                 epoch: s.epoch,
                 gateway_id: s.gateway_id,
                 push_addr,
+                peer_ip: s.peer_ip,
+                peer_port: s.peer_port,
             })
         })
         .collect())

@@ -177,7 +177,7 @@ impl Social for SocialRpc {
         request: Request<FriendsOfRequest>,
     ) -> Result<Response<FriendsOfResponse>, Status> {
         let user = id(request.into_inner().user_id, "user id")?;
-        let ids = store::friend_ids(&self.db, user)
+        let ids = service_kit::push::friend_ids(&self.db, user)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(FriendsOfResponse {

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use entity::{
-    CONVERSATION_DIRECT, CONVERSATION_ROOM, conversation, conversation_head, friend, gateway, room,
-    room_user, session, user,
+    CONVERSATION_DIRECT, CONVERSATION_ROOM, conversation, conversation_head, friend, room,
+    room_user, user,
 };
 use proto::common::{Friend, PeerAddr, Presence, Room};
 use sea_orm::sea_query::LikeExpr;
@@ -12,7 +12,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
-use service_kit::push::summary;
+use service_kit::push::{live_sessions, summary};
 use service_kit::{now_ms, wire_id};
 
 use crate::error::Error;
@@ -226,38 +226,15 @@ pub async fn unfriend(db: &impl ConnectionTrait, a: i64, b: i64) -> Result<(), E
     Ok(())
 }
 
-/// The ids of `user`'s friends.
-pub async fn friend_ids(db: &impl ConnectionTrait, user: i64) -> Result<Vec<i64>, DbErr> {
-    Ok(friend::Entity::find()
-        .filter(friend::Column::FromUserId.eq(user))
-        .filter(friend::Column::Accepted.eq(true))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|f| f.to_user_id)
-        .collect())
-}
-
-/// Presence of each of `users`: online on a gateway whose lease is current, with the address.
+/// Presence of each of `users` that is online: on a gateway whose lease is current, with the
+/// address.
 pub async fn presences(
     db: &impl ConnectionTrait,
     users: &[i64],
 ) -> Result<HashMap<i64, Presence>, DbErr> {
-    let sessions = session::Entity::find()
-        .filter(session::Column::UserId.is_in(users.iter().copied()))
-        .filter(session::Column::Online.eq(true))
-        .all(db)
-        .await?;
-    let live: Vec<String> = gateway::Entity::find()
-        .filter(gateway::Column::LeaseExpiresAt.gt(now_ms()))
-        .all(db)
+    Ok(live_sessions(db, users)
         .await?
         .into_iter()
-        .map(|g| g.id)
-        .collect();
-    Ok(sessions
-        .into_iter()
-        .filter(|s| live.contains(&s.gateway_id))
         .map(|s| {
             let presence = Presence {
                 online: true,
