@@ -74,7 +74,7 @@ fn login_request(name: &str, password: &str, gateway: &str, session: u64) -> Log
         session_id: session,
         peer: Some(PeerAddr {
             ip: "127.0.0.1".into(),
-            port: 40_000 + session as u32,
+            port: 40_000 + (session % 1000) as u32,
         }),
     }
 }
@@ -397,4 +397,34 @@ async fn bad_gateway_registrations_are_refused() {
 fn the_default_argon2_parameters_are_valid() {
     account_svc::password::Passwords::new(&Config::default()).unwrap();
     let _ = Arc::new(Config::default());
+}
+
+#[tokio::test]
+async fn malformed_session_fields_are_refused() {
+    for test in databases().await {
+        let mut client = start(test.db, config()).await;
+        register(&mut client, "judy").await;
+        let mut no_gateway = login_request("judy", "secret pw", "", 1);
+        no_gateway.gateway_id.clear();
+        let mut bad_port = login_request("judy", "secret pw", "gw", 1);
+        bad_port.peer.as_mut().unwrap().port = 70_000;
+        let huge_session = login_request("judy", "secret pw", "gw", u64::MAX);
+        for request in [no_gateway, bad_port, huge_session] {
+            let status = client.login(request).await.unwrap_err();
+            assert_eq!(
+                error_code(&status),
+                ErrorCode::InvalidRequest,
+                "{}",
+                test.backend
+            );
+        }
+        let status = client
+            .logout(LogoutRequest {
+                user_id: u64::MAX,
+                epoch: 1,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&status), ErrorCode::InvalidRequest);
+    }
 }

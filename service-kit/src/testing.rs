@@ -17,6 +17,8 @@ use tonic::{Request, Response, Status};
 /// Environment variable naming a PostgreSQL database the tests may create databases beside.
 pub const PG_URL_VAR: &str = "UCHAT_TEST_DATABASE_URL";
 
+static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
+
 /// A migrated database for one test, and what keeps it alive.
 pub struct TestDb {
     /// Which backend: `sqlite-memory`, `sqlite-file` or `postgres`.
@@ -59,7 +61,14 @@ pub async fn databases() -> Vec<TestDb> {
 
     match std::env::var(PG_URL_VAR) {
         Ok(admin_url) => out.push(postgres(&admin_url).await),
-        Err(_) => eprintln!("skipping PostgreSQL: {PG_URL_VAR} is not set (CI sets it)"),
+        Err(_) => SKIP_NOTICE.call_once(|| {
+            // Written to the real stderr, past the test harness's capture, so it is seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTE: PostgreSQL tests skipped: {PG_URL_VAR} is not set (CI sets it; see README)"
+            );
+        }),
     }
     out
 }

@@ -493,3 +493,52 @@ async fn rooms_create_join_members_and_each_error() {
         assert_eq!(error_code(&empty), ErrorCode::InvalidRequest);
     }
 }
+
+#[tokio::test]
+async fn lookups_of_what_does_not_exist_say_so() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (max, ned) = (stack.user("max", 1).await, stack.user("ned", 2).await);
+        stack.add(max, ned).await.unwrap();
+        stack.resolve(ned, max, Decision::Accept).await.unwrap();
+        let friends = stack
+            .social
+            .friends_of(FriendsOfRequest { user_id: max })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(friends.friend_ids, [ned], "{}", test.backend);
+
+        let unknown = stack
+            .social
+            .conversation_members(ConversationMembersRequest {
+                conversation_id: 987_654,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&unknown), ErrorCode::ConversationNotFound);
+        let no_room = stack
+            .social
+            .room_members(RoomMembersRequest {
+                user_id: max,
+                room_id: 987_654,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&no_room), ErrorCode::RoomNotFound);
+        assert_eq!(
+            code(stack.resolve(ned, max, Decision::Unspecified).await),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code(stack.resolve(max, ned, Decision::Later).await),
+            ErrorCode::NoSuchRequest
+        );
+        let bad_user = stack
+            .social
+            .list_friends(ListFriendsRequest { user_id: 0 })
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&bad_user), ErrorCode::InvalidRequest);
+    }
+}
