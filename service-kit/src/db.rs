@@ -35,6 +35,14 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
+/// Whether `err` is any unique-constraint (or primary-key) violation.
+pub fn is_duplicate(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
 /// Whether `err` is a unique-constraint violation whose message names `column`.
 pub fn is_unique_violation(err: &DbErr, column: &str) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(message)) if message.contains(column))

@@ -137,7 +137,7 @@ pub async fn add_friend(
         match inserted {
             Ok(_) => Requested::Pending,
             // A simultaneous identical request got there first.
-            Err(err) if err.sql_err().is_some() => return Err(Error::RequestPending),
+            Err(err) if service_kit::db::is_duplicate(&err) => return Err(Error::RequestPending),
             Err(err) => return Err(err.into()),
         }
     };
@@ -404,7 +404,7 @@ pub async fn join_room(
     .await;
     match inserted {
         Ok(_) => {}
-        Err(err) if err.sql_err().is_some() => return Err(Error::AlreadyMember),
+        Err(err) if service_kit::db::is_duplicate(&err) => return Err(Error::AlreadyMember),
         Err(err) => return Err(err.into()),
     }
     let last = last_messages(&txn, vec![room.conversation_id]).await?;
