@@ -8,6 +8,7 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use protocol::crypto::dh::agree_all;
 use protocol::frame::{DEFAULT_MAX_FRAME_LEN, FrameOpener, FrameSealer};
 use protocol::handshake::{ClientHandshake, DirectionKeys, NONCE_LEN, server_respond};
 use protocol::{KeyPair, ServerIdentity};
@@ -24,6 +25,15 @@ fn handshake(c: &mut Criterion) {
     });
     group.bench_function("ephemeral key pair (1 modexp, off the request path)", |b| {
         b.iter(|| KeyPair::generate().unwrap())
+    });
+    let a = KeyPair::generate().unwrap();
+    let b_key = KeyPair::generate().unwrap();
+    let peer = KeyPair::generate().unwrap();
+    group.bench_function("two agreements, one after the other", |b| {
+        b.iter(|| (a.agree(peer.public()), b_key.agree(peer.public())))
+    });
+    group.bench_function("two agreements, interleaved (agree_all)", |b| {
+        b.iter(|| agree_all([(&a, peer.public()), (&b_key, peer.public())]))
     });
     group.bench_function("client, whole (3 modexp)", |b| {
         let ephemeral = KeyPair::generate().unwrap();

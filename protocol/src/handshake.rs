@@ -26,7 +26,7 @@ use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::crypto::dh::{ELEMENT_LEN, KeyPair, PublicKey};
+use crate::crypto::dh::{ELEMENT_LEN, KeyPair, PublicKey, agree_all};
 use crate::crypto::kdf::{self, Prk};
 use crate::crypto::mac::ct_eq;
 use crate::error::{DhError, HandshakeError};
@@ -264,8 +264,10 @@ pub fn server_respond(
     flight.extend_from_slice(certificate);
 
     let th = transcript_hash(client_hello, &flight);
-    let z_ephemeral = ephemeral.agree(&hello.ephemeral);
-    let z_static = identity.key().agree(&hello.ephemeral);
+    let [z_ephemeral, z_static] = agree_all([
+        (ephemeral, &hello.ephemeral),
+        (identity.key(), &hello.ephemeral),
+    ]);
     let schedule = schedule(&th, z_ephemeral.as_bytes(), z_static.as_bytes());
     flight.extend_from_slice(&schedule.finished);
     Ok((flight, schedule.keys))
@@ -379,8 +381,8 @@ impl ClientHandshake {
         let e_s = PublicKey::from_bytes(e_s)?;
         let hello_end = flight.len() - FINISHED_LEN;
         let th = transcript_hash(&self.hello, flight.get(..hello_end).unwrap_or_default());
-        let z_ephemeral = self.key.agree(&e_s);
-        let z_static = self.key.agree(&server.public_key);
+        let [z_ephemeral, z_static] =
+            agree_all([(&self.key, &e_s), (&self.key, &server.public_key)]);
         let schedule = schedule(&th, z_ephemeral.as_bytes(), z_static.as_bytes());
         if !ct_eq(&schedule.finished, finished) {
             return Err(HandshakeError::BadFinished);

@@ -179,10 +179,22 @@ impl KeyPair {
 
     /// Computes the shared secret with a peer's validated public value.
     pub fn agree(&self, peer: &PublicKey) -> SharedSecret {
-        let group = &*GROUP;
-        let shared = group.monty.pow(&peer.value, &self.secret);
-        SharedSecret(encode_element(&shared))
+        let [shared] = agree_all([(self, peer)]);
+        shared
     }
+}
+
+/// Computes several agreements at once, each `(own key pair, peer value)`. A handshake needs
+/// two; computing them together costs much less than one after the other, since the
+/// independent multiplications overlap in the processor.
+pub fn agree_all<const N: usize>(pairs: [(&KeyPair, &PublicKey); N]) -> [SharedSecret; N] {
+    let group = &*GROUP;
+    let bases = pairs.map(|(_, peer)| &peer.value);
+    let exponents = pairs.map(|(own, _)| own.secret.as_slice());
+    group
+        .monty
+        .pow_n(bases, exponents)
+        .map(|shared| SharedSecret(encode_element(&shared)))
 }
 
 impl std::fmt::Debug for KeyPair {
