@@ -1,3 +1,95 @@
-//! Uchat's message service: store, fan-out, sync, history and attachments.
+//! message-svc: durable, ordered, deduplicated message storage; fan-out to gateways; sync,
+//! cursors and history.
 //!
-//! Not built yet: its issue describes what goes here.
+//! Layers: [`rpc`] decodes, authorises (membership read from social-svc's tables through
+//! `service_kit::membership`) and maps errors (in [`error`]); [`writer`] is the one task that
+//! writes messages, many per transaction (group commit); [`store`] holds the reads and the
+//! cursor writes. It writes `chat_history`, `conversation_heads` and `cursors`.
+//! Attachments (`attachments`, `attachment_chunks`) are not built yet.
+
+pub mod error;
+pub mod rpc;
+pub mod store;
+pub mod writer;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::message::message_server::MessageServer;
+use sea_orm::DatabaseConnection;
+use service_kit::push::Pusher;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+pub use crate::error::Error;
+pub use crate::rpc::MessageRpc;
+
+/// message-svc's settings, from flags or environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Largest envelope (one encrypted message) in bytes. Default 262144 (256 KiB); larger
+    /// content travels as an attachment.
+    #[arg(long, env = "UCHAT_MAX_ENVELOPE_BYTES", default_value_t = 256 * 1024)]
+    pub max_envelope_bytes: usize,
+    /// Most messages written in one transaction. Default 512.
+    #[arg(long, env = "UCHAT_BATCH_MAX", default_value_t = 512)]
+    pub batch_max: usize,
+    /// Longest a batch waits for more messages before it commits, in microseconds. Default
+    /// 250: a lone message is stored at most this much later.
+    #[arg(long, env = "UCHAT_BATCH_WAIT_US", default_value_t = 250)]
+    pub batch_wait_us: u64,
+    /// Sends waiting for the writer before senders wait too. Default 8192.
+    #[arg(long, env = "UCHAT_WRITER_QUEUE", default_value_t = 8192)]
+    pub writer_queue: usize,
+    /// Most messages one sync page returns. Default 500.
+    #[arg(long, env = "UCHAT_SYNC_PAGE_MAX", default_value_t = 500)]
+    pub sync_page_max: u32,
+    /// Most messages one history page returns. Default 200.
+    #[arg(long, env = "UCHAT_HISTORY_PAGE_MAX", default_value_t = 200)]
+    pub history_page_max: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_envelope_bytes: 256 * 1024,
+            batch_max: 512,
+            batch_wait_us: 250,
+            writer_queue: 8192,
+            sync_page_max: 500,
+            history_page_max: 200,
+        }
+    }
+}
+
+/// Starts the writer task and returns the tonic service around it.
+pub fn service(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    push: Pusher,
+) -> MessageServer<MessageRpc> {
+    let (jobs, queue) = mpsc::channel(config.writer_queue.max(1));
+    tokio::spawn(writer::run(
+        db.clone(),
+        queue,
+        config.batch_max.max(1),
+        Duration::from_micros(config.batch_wait_us),
+    ));
+    MessageServer::new(MessageRpc::new(db, push, jobs, config))
+}
+
+/// Serves message-svc on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    db: DatabaseConnection,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let router = tonic::transport::Server::builder().add_service(service(
+        db,
+        Arc::new(config),
+        Pusher::new(),
+    ));
+    service_kit::serve_router(router, listener, shutdown).await
+}

@@ -7,6 +7,7 @@
 //! through `entity` to find where to push.
 
 pub mod db;
+pub mod membership;
 pub mod push;
 pub mod status;
 #[cfg(feature = "testing")]

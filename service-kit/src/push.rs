@@ -13,7 +13,10 @@ use entity::{friend, gateway, session};
 use proto::common::{Presence, UserSummary};
 use proto::gateway::notification::Event;
 use proto::gateway::push_client::PushClient;
-use proto::gateway::{KickRequest, Notification, NotifyRequest, PresenceChanged, Target};
+use proto::gateway::{
+    DeliverRequest, Delivery, KickRequest, Notification, NotifyRequest, PresenceChanged, Target,
+};
+use proto::message::StoredMessage;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
@@ -159,6 +162,28 @@ impl Pusher {
             };
             if let Err(status) = client.notify(NotifyRequest { notifications }).await {
                 tracing::warn!(push_addr, code = ?status.code(), "notify push failed");
+            }
+        }
+    }
+
+    /// Delivers each message to its session, one call per gateway.
+    pub async fn deliver(&self, deliveries: Vec<(LiveSession, StoredMessage)>) {
+        let mut by_gateway: HashMap<String, Vec<Delivery>> = HashMap::new();
+        for (session, message) in deliveries {
+            by_gateway
+                .entry(session.push_addr.clone())
+                .or_default()
+                .push(Delivery {
+                    target: Some(target(&session)),
+                    message: Some(message),
+                });
+        }
+        for (push_addr, deliveries) in by_gateway {
+            let Some(mut client) = self.client(&push_addr).await else {
+                continue;
+            };
+            if let Err(status) = client.deliver(DeliverRequest { deliveries }).await {
+                tracing::warn!(push_addr, code = ?status.code(), "deliver push failed");
             }
         }
     }

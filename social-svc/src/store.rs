@@ -372,17 +372,6 @@ async fn room(db: &impl ConnectionTrait, id: i64) -> Result<room::Model, Error> 
         .ok_or(Error::RoomNotFound(wire_id(id)))
 }
 
-async fn member_ids(db: &impl ConnectionTrait, room: i64) -> Result<Vec<i64>, DbErr> {
-    Ok(room_user::Entity::find()
-        .filter(room_user::Column::RoomId.eq(room))
-        .order_by_asc(room_user::Column::JoinedAt)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.user_id)
-        .collect())
-}
-
 /// Adds `user` to room `id`; returns the room and the members before the join.
 pub async fn join_room(
     db: &impl TransactionTrait,
@@ -391,7 +380,7 @@ pub async fn join_room(
 ) -> Result<(Room, Vec<i64>), Error> {
     let txn = db.begin().await?;
     let room = room(&txn, id).await?;
-    let members = member_ids(&txn, id).await?;
+    let members = service_kit::membership::room_members(&txn, id).await?;
     if members.contains(&user) {
         return Err(Error::AlreadyMember);
     }
@@ -419,7 +408,7 @@ pub async fn room_members(
     id: i64,
 ) -> Result<Vec<user::Model>, Error> {
     room(db, id).await?;
-    let ids = member_ids(db, id).await?;
+    let ids = service_kit::membership::room_members(db, id).await?;
     if !ids.contains(&user) {
         return Err(Error::NotMember);
     }
@@ -454,26 +443,7 @@ pub async fn conversation_members(
     db: &impl ConnectionTrait,
     id: i64,
 ) -> Result<(i16, Vec<i64>), Error> {
-    let conversation = conversation::Entity::find_by_id(id)
-        .one(db)
+    service_kit::membership::conversation_members(db, id)
         .await?
-        .ok_or(Error::ConversationNotFound)?;
-    let members = if conversation.kind == CONVERSATION_ROOM {
-        let room = room::Entity::find()
-            .filter(room::Column::ConversationId.eq(id))
-            .one(db)
-            .await?
-            .ok_or(Error::ConversationNotFound)?;
-        member_ids(db, room.id).await?
-    } else {
-        friend::Entity::find()
-            .filter(friend::Column::ConversationId.eq(id))
-            .filter(friend::Column::Accepted.eq(true))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|f| f.from_user_id)
-            .collect()
-    };
-    Ok((conversation.kind, members))
+        .ok_or(Error::ConversationNotFound)
 }

@@ -1,0 +1,53 @@
+//! message-svc's errors and their one mapping to `tonic::Status`.
+
+use proto::common::ErrorCode;
+use service_kit::status::{coded, internal};
+use tonic::{Code, Status};
+
+/// Why a message call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such conversation.
+    #[error("no such conversation")]
+    ConversationNotFound,
+    /// A one-to-one conversation of people who are not (or no longer) friends.
+    #[error("you are not friends with this user")]
+    NotFriends,
+    /// A room the caller does not belong to.
+    #[error("you are not in this group")]
+    NotMember,
+    /// Too large.
+    #[error("{what} is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A request that cannot be valid.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The writer task is gone (shutting down).
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let (code, error) = match &err {
+            Error::ConversationNotFound => (Code::NotFound, ErrorCode::ConversationNotFound),
+            Error::NotFriends => (Code::PermissionDenied, ErrorCode::NotFriends),
+            Error::NotMember => (Code::PermissionDenied, ErrorCode::NotMember),
+            Error::TooLarge { .. } => (Code::InvalidArgument, ErrorCode::TooLarge),
+            Error::Invalid(_) => (Code::InvalidArgument, ErrorCode::InvalidRequest),
+            Error::ShuttingDown => (Code::Unavailable, ErrorCode::Internal),
+            Error::Db(e) => return internal("message database", e),
+        };
+        coded(code, error, err.to_string())
+    }
+}

@@ -1,0 +1,259 @@
+//! The tonic implementation of `uchat.message.v1.Message`: decode, authorise, call the writer
+//! or the store, map the error, fan out.
+
+use std::sync::Arc;
+
+use entity::CONVERSATION_ROOM;
+use proto::message::message_server::Message;
+use proto::message::*;
+use sea_orm::DatabaseConnection;
+use service_kit::membership::{conversation_members, user_conversations};
+use service_kit::push::{Pusher, live_sessions};
+use service_kit::{db_id, wire_id};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Response, Status};
+
+use crate::Config;
+use crate::error::Error;
+use crate::store;
+use crate::writer::Job;
+
+/// Length of a client message id.
+pub const CLIENT_MSG_ID_LEN: usize = 16;
+
+/// message-svc's state, passed explicitly.
+#[derive(Debug, Clone)]
+pub struct MessageRpc {
+    db: DatabaseConnection,
+    push: Pusher,
+    jobs: mpsc::Sender<Job>,
+    config: Arc<Config>,
+}
+
+impl MessageRpc {
+    /// Makes the service around a running writer's queue.
+    pub fn new(
+        db: DatabaseConnection,
+        push: Pusher,
+        jobs: mpsc::Sender<Job>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            db,
+            push,
+            jobs,
+            config,
+        }
+    }
+
+    /// Checks that `user` may read and write `conversation`; returns its members.
+    async fn authorise(&self, user: i64, conversation: i64) -> Result<Vec<i64>, Error> {
+        let (kind, members) = conversation_members(&self.db, conversation)
+            .await?
+            .ok_or(Error::ConversationNotFound)?;
+        if members.contains(&user) {
+            Ok(members)
+        } else if kind == CONVERSATION_ROOM {
+            Err(Error::NotMember)
+        } else {
+            Err(Error::NotFriends)
+        }
+    }
+}
+
+fn id(value: u64, what: &'static str) -> Result<i64, Error> {
+    db_id(value).filter(|v| *v > 0).ok_or(Error::Invalid(what))
+}
+
+fn limit(asked: u32, max: u32) -> u64 {
+    u64::from(if asked == 0 { max } else { asked.min(max) })
+}
+
+#[tonic::async_trait]
+impl Message for MessageRpc {
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
+        let request = request.into_inner();
+        let sender = id(request.sender_id, "sender id")?;
+        let conversation = id(request.conversation_id, "conversation id")?;
+        if request.client_msg_id.len() != CLIENT_MSG_ID_LEN {
+            return Err(Error::Invalid("a client message id is 16 bytes").into());
+        }
+        if request.envelope.is_empty() {
+            return Err(Error::Invalid("the message is empty").into());
+        }
+        if request.envelope.len() > self.config.max_envelope_bytes {
+            return Err(Error::TooLarge {
+                what: "the message",
+                size: request.envelope.len(),
+                limit: self.config.max_envelope_bytes,
+            }
+            .into());
+        }
+        let members = self.authorise(sender, conversation).await?;
+
+        let (reply, stored) = oneshot::channel();
+        let job = Job {
+            sender,
+            conversation,
+            client_msg_id: request.client_msg_id.clone(),
+            envelope: request.envelope.clone(),
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| Error::ShuttingDown)?;
+        let stored = stored.await.map_err(|_| Error::ShuttingDown)??;
+
+        if stored.fresh {
+            let message = StoredMessage {
+                conversation_id: wire_id(conversation),
+                seq: wire_id(stored.seq),
+                sender_id: wire_id(sender),
+                client_msg_id: request.client_msg_id,
+                sent_at: wire_id(stored.sent_at),
+                envelope: request.envelope,
+            };
+            let recipients: Vec<i64> = members.into_iter().filter(|m| *m != sender).collect();
+            let (db, push) = (self.db.clone(), self.push.clone());
+            // The message is durable; a recipient who misses the push syncs it later.
+            tokio::spawn(async move {
+                match live_sessions(&db, &recipients).await {
+                    Ok(sessions) => {
+                        let deliveries =
+                            sessions.into_iter().map(|s| (s, message.clone())).collect();
+                        push.deliver(deliveries).await;
+                    }
+                    Err(err) => tracing::warn!(%err, "cannot find recipients' sessions"),
+                }
+            });
+        }
+        Ok(Response::new(SendResponse {
+            seq: wire_id(stored.seq),
+            sent_at: wire_id(stored.sent_at),
+        }))
+    }
+
+    async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let mut remaining = limit(request.limit, self.config.sync_page_max);
+        let conversations = user_conversations(&self.db, user)
+            .await
+            .map_err(Error::from)?;
+        let mut messages = Vec::new();
+        let mut more = false;
+        for (at, conversation) in conversations.iter().enumerate() {
+            if remaining == 0 {
+                more = more || at < conversations.len();
+                break;
+            }
+            let cursor = request
+                .cursors
+                .iter()
+                .find(|c| c.conversation_id == wire_id(*conversation))
+                .and_then(|c| db_id(c.seq))
+                .unwrap_or(0);
+            let (rows, more_here) = store::after(&self.db, *conversation, cursor, remaining)
+                .await
+                .map_err(Error::from)?;
+            remaining = remaining.saturating_sub(rows.len() as u64);
+            more = more || more_here;
+            messages.extend(rows.into_iter().map(store::to_wire));
+        }
+        Ok(Response::new(SyncResponse { messages, more }))
+    }
+
+    async fn ack_delivered(
+        &self,
+        request: Request<AckRequest>,
+    ) -> Result<Response<AckResponse>, Status> {
+        self.ack(request.into_inner(), false).await
+    }
+
+    async fn ack_read(
+        &self,
+        request: Request<AckRequest>,
+    ) -> Result<Response<AckResponse>, Status> {
+        self.ack(request.into_inner(), true).await
+    }
+
+    async fn history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let conversation = id(request.conversation_id, "conversation id")?;
+        self.authorise(user, conversation).await?;
+        let before = db_id(request.before).ok_or(Error::Invalid("seq"))?;
+        let (rows, more) = store::before(
+            &self.db,
+            conversation,
+            before,
+            limit(request.limit, self.config.history_page_max),
+        )
+        .await
+        .map_err(Error::from)?;
+        Ok(Response::new(HistoryResponse {
+            messages: rows.into_iter().map(store::to_wire).collect(),
+            more,
+        }))
+    }
+
+    async fn conversation_states(
+        &self,
+        request: Request<ConversationStatesRequest>,
+    ) -> Result<Response<ConversationStatesResponse>, Status> {
+        let user = id(request.into_inner().user_id, "user id")?;
+        let conversations = user_conversations(&self.db, user)
+            .await
+            .map_err(Error::from)?;
+        let states = store::states(&self.db, user, conversations)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(ConversationStatesResponse { states }))
+    }
+
+    async fn upload_start(
+        &self,
+        _request: Request<UploadStartRequest>,
+    ) -> Result<Response<UploadStartResponse>, Status> {
+        Err(Status::unimplemented("attachments are not built yet"))
+    }
+
+    async fn upload_chunk(
+        &self,
+        _request: Request<UploadChunkRequest>,
+    ) -> Result<Response<UploadProgress>, Status> {
+        Err(Status::unimplemented("attachments are not built yet"))
+    }
+
+    async fn upload_status(
+        &self,
+        _request: Request<UploadStatusRequest>,
+    ) -> Result<Response<UploadProgress>, Status> {
+        Err(Status::unimplemented("attachments are not built yet"))
+    }
+
+    async fn download(
+        &self,
+        _request: Request<DownloadRequest>,
+    ) -> Result<Response<DownloadResponse>, Status> {
+        Err(Status::unimplemented("attachments are not built yet"))
+    }
+}
+
+impl MessageRpc {
+    async fn ack(&self, request: AckRequest, read: bool) -> Result<Response<AckResponse>, Status> {
+        let user = id(request.user_id, "user id")?;
+        let conversation = id(request.conversation_id, "conversation id")?;
+        self.authorise(user, conversation).await?;
+        let asked = db_id(request.seq).ok_or(Error::Invalid("seq"))?;
+        // A cursor never points past the newest message.
+        let newest = store::max_seq(&self.db, conversation)
+            .await
+            .map_err(Error::from)?;
+        store::advance_cursor(&self.db, conversation, user, asked.min(newest), read)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(AckResponse {}))
+    }
+}

@@ -1,0 +1,144 @@
+//! message-svc's reads and cursor writes: plain async functions over a connection.
+
+use entity::{chat_history, conversation_head, cursor};
+use proto::message::{ConversationState, StoredMessage};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use service_kit::wire_id;
+
+/// Converts a stored row to the wire.
+pub fn to_wire(row: chat_history::Model) -> StoredMessage {
+    StoredMessage {
+        conversation_id: wire_id(row.conversation_id),
+        seq: wire_id(row.seq),
+        sender_id: wire_id(row.sender_id),
+        client_msg_id: row.client_msg_id,
+        sent_at: wire_id(row.sent_at),
+        envelope: row.envelope,
+    }
+}
+
+/// Up to `limit` messages of `conversation` after `after`, in seq order, and whether more
+/// follow.
+pub async fn after(
+    db: &impl ConnectionTrait,
+    conversation: i64,
+    after: i64,
+    limit: u64,
+) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
+    let mut rows = chat_history::Entity::find()
+        .filter(chat_history::Column::ConversationId.eq(conversation))
+        .filter(chat_history::Column::Seq.gt(after))
+        .order_by_asc(chat_history::Column::Seq)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((rows, more))
+}
+
+/// Up to `limit` messages of `conversation` before `before` (0 = from the newest), newest
+/// first, and whether older ones remain.
+pub async fn before(
+    db: &impl ConnectionTrait,
+    conversation: i64,
+    before: i64,
+    limit: u64,
+) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
+    let mut query =
+        chat_history::Entity::find().filter(chat_history::Column::ConversationId.eq(conversation));
+    if before > 0 {
+        query = query.filter(chat_history::Column::Seq.lt(before));
+    }
+    let mut rows = query
+        .order_by_desc(chat_history::Column::Seq)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((rows, more))
+}
+
+/// The newest seq of a conversation (0 when it has none).
+pub async fn max_seq(db: &impl ConnectionTrait, conversation: i64) -> Result<i64, DbErr> {
+    Ok(conversation_head::Entity::find_by_id(conversation)
+        .one(db)
+        .await?
+        .map_or(0, |h| h.max_seq))
+}
+
+/// Moves the user's cursor forward to `seq`, never back: the delivered one, and with `read`
+/// the read one too (what was read was delivered).
+pub async fn advance_cursor(
+    db: &impl ConnectionTrait,
+    conversation: i64,
+    user: i64,
+    seq: i64,
+    read: bool,
+) -> Result<(), DbErr> {
+    cursor::Entity::insert(cursor::ActiveModel {
+        conversation_id: Set(conversation),
+        user_id: Set(user),
+        delivered_seq: Set(0),
+        read_seq: Set(0),
+    })
+    .on_conflict(
+        OnConflict::columns([cursor::Column::ConversationId, cursor::Column::UserId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    let mine = |q: sea_orm::UpdateMany<cursor::Entity>| {
+        q.filter(cursor::Column::ConversationId.eq(conversation))
+            .filter(cursor::Column::UserId.eq(user))
+    };
+    mine(cursor::Entity::update_many())
+        .col_expr(cursor::Column::DeliveredSeq, seq.into())
+        .filter(cursor::Column::DeliveredSeq.lt(seq))
+        .exec(db)
+        .await?;
+    if read {
+        mine(cursor::Entity::update_many())
+            .col_expr(cursor::Column::ReadSeq, seq.into())
+            .filter(cursor::Column::ReadSeq.lt(seq))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The counters of each of `conversations` for `user`.
+pub async fn states(
+    db: &impl ConnectionTrait,
+    user: i64,
+    conversations: Vec<i64>,
+) -> Result<Vec<ConversationState>, DbErr> {
+    let heads = conversation_head::Entity::find()
+        .filter(conversation_head::Column::ConversationId.is_in(conversations.clone()))
+        .all(db)
+        .await?;
+    let cursors = cursor::Entity::find()
+        .filter(cursor::Column::UserId.eq(user))
+        .filter(cursor::Column::ConversationId.is_in(conversations.clone()))
+        .all(db)
+        .await?;
+    Ok(conversations
+        .into_iter()
+        .map(|conversation| {
+            let head = heads.iter().find(|h| h.conversation_id == conversation);
+            let cursor = cursors.iter().find(|c| c.conversation_id == conversation);
+            ConversationState {
+                conversation_id: wire_id(conversation),
+                max_seq: wire_id(head.map_or(0, |h| h.max_seq)),
+                delivered_seq: wire_id(cursor.map_or(0, |c| c.delivered_seq)),
+                read_seq: wire_id(cursor.map_or(0, |c| c.read_seq)),
+                last_message_at: wire_id(head.map_or(0, |h| h.last_message_at)),
+            }
+        })
+        .collect())
+}

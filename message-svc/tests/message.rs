@@ -1,0 +1,423 @@
+//! message-svc over real gRPC on 127.0.0.1, beside real account-svc and social-svc, against
+//! SQLite (memory and file) and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use proto::account::account_client::AccountClient;
+use proto::account::{LoginRequest, RegisterGatewayRequest, RegisterRequest};
+use proto::common::{ErrorCode, PeerAddr};
+use proto::message::message_client::MessageClient;
+use proto::message::*;
+use proto::social::social_client::SocialClient;
+use proto::social::{
+    AddFriendRequest, CreateRoomRequest, Decision, DeleteFriendRequest, JoinRoomRequest,
+    ResolveFriendRequestRequest,
+};
+use sea_orm::DatabaseConnection;
+use service_kit::status::error_code;
+use service_kit::testing::{Pushed, RecordingGateway, databases};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+struct Stack {
+    account: AccountClient<Channel>,
+    social: SocialClient<Channel>,
+    message: MessageClient<Channel>,
+    gateway: RecordingGateway,
+}
+
+async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+async fn start(db: DatabaseConnection) -> Stack {
+    let account_config = account_svc::Config {
+        argon2_memory_kib: 1024,
+        argon2_iterations: 1,
+        ..account_svc::Config::default()
+    };
+    let (l, account_url) = listen().await;
+    tokio::spawn(account_svc::serve(
+        l,
+        db.clone(),
+        account_config,
+        std::future::pending(),
+    ));
+    let (l, social_url) = listen().await;
+    tokio::spawn(social_svc::serve(l, db.clone(), std::future::pending()));
+    let (l, message_url) = listen().await;
+    let config = message_svc::Config {
+        max_envelope_bytes: 1024,
+        sync_page_max: 50,
+        ..message_svc::Config::default()
+    };
+    tokio::spawn(message_svc::serve(l, db, config, std::future::pending()));
+    let mut account = AccountClient::connect(account_url).await.unwrap();
+    let (gateway, push_addr) = RecordingGateway::start().await;
+    account
+        .register_gateway(RegisterGatewayRequest {
+            gateway_id: "gw".into(),
+            push_addr,
+        })
+        .await
+        .unwrap();
+    Stack {
+        account,
+        social: SocialClient::connect(social_url).await.unwrap(),
+        message: MessageClient::connect(message_url).await.unwrap(),
+        gateway,
+    }
+}
+
+impl Stack {
+    async fn user(&mut self, name: &str, online: bool) -> u64 {
+        let id = self
+            .account
+            .register(RegisterRequest {
+                username: name.into(),
+                password: "pw".into(),
+                email: format!("{name}@example.com"),
+                sex: 0,
+                age: 20,
+                public_key: vec![3; 256],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .user_id;
+        if online {
+            self.account
+                .login(LoginRequest {
+                    username: name.into(),
+                    password: "pw".into(),
+                    gateway_id: "gw".into(),
+                    session_id: id,
+                    peer: Some(PeerAddr {
+                        ip: "127.0.0.1".into(),
+                        port: 1,
+                    }),
+                })
+                .await
+                .unwrap();
+        }
+        id
+    }
+
+    /// Makes `a` and `b` friends; returns their conversation.
+    async fn befriend(&mut self, a: u64, b: u64) -> u64 {
+        self.social
+            .add_friend(AddFriendRequest {
+                user_id: a,
+                friend_id: b,
+            })
+            .await
+            .unwrap();
+        self.social
+            .resolve_friend_request(ResolveFriendRequestRequest {
+                user_id: b,
+                requester_id: a,
+                decision: Decision::Accept.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .friend
+            .unwrap()
+            .conversation_id
+    }
+
+    async fn send(
+        &mut self,
+        sender: u64,
+        conversation: u64,
+        id: u8,
+    ) -> Result<SendResponse, tonic::Status> {
+        self.message
+            .send(SendRequest {
+                sender_id: sender,
+                conversation_id: conversation,
+                client_msg_id: vec![id; 16],
+                envelope: format!("sealed {id}").into_bytes(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+#[tokio::test]
+async fn a_retry_is_stored_once_and_the_recipient_gets_it_live() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (amy, bo) = (stack.user("amy", false).await, stack.user("bo", true).await);
+        let conversation = stack.befriend(amy, bo).await;
+        let first = stack.send(amy, conversation, 1).await.unwrap();
+        let retry = stack.send(amy, conversation, 1).await.unwrap();
+        let second = stack.send(amy, conversation, 2).await.unwrap();
+        assert_eq!(
+            (first.seq, retry.seq, second.seq),
+            (1, 1, 2),
+            "{}",
+            test.backend
+        );
+        assert_eq!(first.sent_at, retry.sent_at);
+
+        stack
+            .gateway
+            .wait_for("bo's second message", |p| {
+                matches!(p, Pushed::Deliver(d) if d.deliveries.iter().any(|d| d.message.as_ref().is_some_and(|m| m.seq == 2)))
+            })
+            .await;
+        let delivered: Vec<u64> = stack
+            .gateway
+            .received()
+            .iter()
+            .filter_map(|p| match p {
+                Pushed::Deliver(d) => Some(d.deliveries.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|d| {
+                assert_eq!(d.target.unwrap().user_id, bo);
+                d.message.unwrap().seq
+            })
+            .collect();
+        assert_eq!(delivered, [1, 2], "the retry is not delivered again");
+    }
+}
+
+#[tokio::test]
+async fn only_friends_and_members_may_write_and_limits_hold() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (cy, di, ed) = (
+            stack.user("cy", false).await,
+            stack.user("di", false).await,
+            stack.user("ed", false).await,
+        );
+        let conversation = stack.befriend(cy, di).await;
+        let code = |r: Result<SendResponse, tonic::Status>| error_code(&r.unwrap_err());
+        assert_eq!(
+            code(stack.send(ed, conversation, 1).await),
+            ErrorCode::NotFriends,
+            "{}",
+            test.backend
+        );
+        assert_eq!(
+            code(stack.send(cy, 999_999, 1).await),
+            ErrorCode::ConversationNotFound
+        );
+        let room = stack
+            .social
+            .create_room(CreateRoomRequest {
+                user_id: cy,
+                name: "club".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .room
+            .unwrap();
+        assert_eq!(
+            code(stack.send(ed, room.conversation_id, 1).await),
+            ErrorCode::NotMember
+        );
+
+        let mut big = SendRequest {
+            sender_id: cy,
+            conversation_id: conversation,
+            client_msg_id: vec![9; 16],
+            envelope: vec![0; 1025],
+        };
+        let status = stack.message.send(big.clone()).await.unwrap_err();
+        assert_eq!(error_code(&status), ErrorCode::TooLarge);
+        assert!(status.message().contains("1024"), "{}", status.message());
+        big.envelope = vec![0; 10];
+        big.client_msg_id = vec![1; 3];
+        let status = stack.message.send(big).await.unwrap_err();
+        assert_eq!(error_code(&status), ErrorCode::InvalidRequest);
+
+        stack.send(cy, conversation, 1).await.unwrap();
+        stack
+            .social
+            .delete_friend(DeleteFriendRequest {
+                user_id: di,
+                friend_id: cy,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            code(stack.send(cy, conversation, 2).await),
+            ErrorCode::NotFriends
+        );
+        // Nothing of the refused sends was stored.
+        let states = stack
+            .message
+            .conversation_states(ConversationStatesRequest { user_id: cy })
+            .await
+            .unwrap()
+            .into_inner()
+            .states;
+        assert_eq!(states.len(), 1, "only the room is left");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_senders_in_a_group_get_unique_gap_free_seqs() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let owner = stack.user("owner", false).await;
+        let room = stack
+            .social
+            .create_room(CreateRoomRequest {
+                user_id: owner,
+                name: "busy".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .room
+            .unwrap();
+        let mut members = vec![owner];
+        for name in ["m1", "m2", "m3", "m4"] {
+            let id = stack.user(name, false).await;
+            stack
+                .social
+                .join_room(JoinRoomRequest {
+                    user_id: id,
+                    room_id: room.id,
+                })
+                .await
+                .unwrap();
+            members.push(id);
+        }
+        let per_sender = 40u8;
+        let tasks: Vec<_> = members
+            .iter()
+            .map(|&member| {
+                let mut client = stack.message.clone();
+                let conversation = room.conversation_id;
+                tokio::spawn(async move {
+                    let mut seqs = Vec::new();
+                    for i in 0..per_sender {
+                        let response = client
+                            .send(SendRequest {
+                                sender_id: member,
+                                conversation_id: conversation,
+                                client_msg_id: [vec![i; 8], member.to_be_bytes().to_vec()].concat(),
+                                envelope: vec![i; 32],
+                            })
+                            .await
+                            .unwrap()
+                            .into_inner();
+                        seqs.push(response.seq);
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            let seqs = task.await.unwrap();
+            assert!(
+                seqs.windows(2).all(|w| w[0] < w[1]),
+                "one sender's messages keep their order"
+            );
+            all.extend(seqs);
+        }
+        all.sort_unstable();
+        let total = members.len() as u64 * u64::from(per_sender);
+        assert_eq!(all, (1..=total).collect::<Vec<_>>(), "{}", test.backend);
+
+        // History pages back through all of them, newest first.
+        let mut seen = Vec::new();
+        let mut before = 0;
+        loop {
+            let page = stack
+                .message
+                .history(HistoryRequest {
+                    user_id: owner,
+                    conversation_id: room.conversation_id,
+                    before,
+                    limit: 64,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            seen.extend(page.messages.iter().map(|m| m.seq));
+            before = page.messages.last().map_or(0, |m| m.seq);
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(seen, (1..=total).rev().collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn sync_pages_by_cursor_and_cursors_only_move_forward() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (fi, gil) = (
+            stack.user("fi", false).await,
+            stack.user("gil", false).await,
+        );
+        let conversation = stack.befriend(fi, gil).await;
+        for i in 1..=7 {
+            stack.send(fi, conversation, i).await.unwrap();
+        }
+        // gil was offline: sync from nothing, three at a time.
+        let mut cursor = 0;
+        let mut got = Vec::new();
+        loop {
+            let page = stack
+                .message
+                .sync(SyncRequest {
+                    user_id: gil,
+                    cursors: vec![Cursor {
+                        conversation_id: conversation,
+                        seq: cursor,
+                    }],
+                    limit: 3,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.messages.len() <= 3);
+            got.extend(page.messages.iter().map(|m| m.seq));
+            cursor = got.last().copied().unwrap_or(0);
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7], "{}", test.backend);
+
+        let ack = |seq| AckRequest {
+            user_id: gil,
+            conversation_id: conversation,
+            seq,
+        };
+        let mut message = stack.message.clone();
+        message.ack_read(ack(5)).await.unwrap();
+        message.ack_read(ack(3)).await.unwrap();
+        message.ack_delivered(ack(99)).await.unwrap();
+        let states = message
+            .conversation_states(ConversationStatesRequest { user_id: gil })
+            .await
+            .unwrap()
+            .into_inner()
+            .states;
+        let state = states
+            .iter()
+            .find(|s| s.conversation_id == conversation)
+            .unwrap();
+        assert_eq!(
+            (state.max_seq, state.delivered_seq, state.read_seq),
+            (7, 7, 5),
+            "read never moves back; delivered stops at the newest message"
+        );
+        assert_eq!(state.max_seq - state.read_seq, 2, "unread");
+        assert!(state.last_message_at > 0);
+    }
+}
