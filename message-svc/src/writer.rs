@@ -15,8 +15,8 @@ use std::time::Duration;
 use entity::{chat_history, conversation_head};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -91,72 +91,122 @@ pub async fn run(
     }
 }
 
+/// Writes a batch in one transaction with a fixed number of statements, whatever its size:
+/// one query for retries already stored, one insert and one locking read for the heads of
+/// the conversations involved, one insert for the new rows, one update per conversation.
 async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Stored>, DbErr> {
     let txn = db.begin().await?;
     let now = service_kit::now_ms();
-    let mut heads: HashMap<i64, i64> = HashMap::new();
+    let existing = find_existing(&txn, batch).await?;
+
+    let mut conversations: Vec<i64> = batch.iter().map(|j| j.conversation).collect();
+    conversations.sort_unstable();
+    conversations.dedup();
+    let mut heads = lock_heads(&txn, &conversations).await?;
+
     let mut results = Vec::with_capacity(batch.len());
+    let mut fresh: HashMap<(i64, i64, &[u8]), Stored> = HashMap::new();
+    let mut rows = Vec::new();
     for job in batch {
-        if let Some(existing) = find_existing(&txn, job).await? {
-            results.push(existing);
+        let key = (job.conversation, job.sender, job.client_msg_id.as_slice());
+        if let Some(stored) = existing.get(&key).or_else(|| fresh.get(&key)) {
+            results.push(Stored {
+                fresh: false,
+                ..*stored
+            });
             continue;
         }
-        let head = match heads.get(&job.conversation) {
-            Some(head) => *head,
-            None => lock_head(&txn, job.conversation).await?,
+        let head = heads.entry(job.conversation).or_insert(0);
+        *head += 1;
+        let stored = Stored {
+            seq: *head,
+            sent_at: now,
+            fresh: true,
         };
-        let seq = head + 1;
-        chat_history::ActiveModel {
+        fresh.insert(key, stored);
+        results.push(stored);
+        rows.push(chat_history::ActiveModel {
             conversation_id: Set(job.conversation),
-            seq: Set(seq),
+            seq: Set(stored.seq),
             sender_id: Set(job.sender),
             client_msg_id: Set(job.client_msg_id.clone()),
             sent_at: Set(now),
             envelope: Set(job.envelope.clone()),
             ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        heads.insert(job.conversation, seq);
-        results.push(Stored {
-            seq,
-            sent_at: now,
-            fresh: true,
         });
     }
-    for (conversation, max_seq) in heads {
-        conversation_head::Entity::update_many()
-            .col_expr(conversation_head::Column::MaxSeq, max_seq.into())
-            .col_expr(conversation_head::Column::LastMessageAt, now.into())
-            .filter(conversation_head::Column::ConversationId.eq(conversation))
-            .exec(&txn)
+    if !rows.is_empty() {
+        chat_history::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
             .await?;
+        let touched: Vec<i64> = batch
+            .iter()
+            .zip(&results)
+            .filter(|(_, stored)| stored.fresh)
+            .map(|(job, _)| job.conversation)
+            .collect();
+        for conversation in conversations.iter().filter(|c| touched.contains(c)) {
+            let max_seq = heads.get(conversation).copied().unwrap_or(0);
+            conversation_head::Entity::update_many()
+                .col_expr(conversation_head::Column::MaxSeq, max_seq.into())
+                .col_expr(conversation_head::Column::LastMessageAt, now.into())
+                .filter(conversation_head::Column::ConversationId.eq(*conversation))
+                .exec(&txn)
+                .await?;
+        }
     }
     txn.commit().await?;
     Ok(results)
 }
 
-async fn find_existing(txn: &impl ConnectionTrait, job: &Job) -> Result<Option<Stored>, DbErr> {
-    Ok(chat_history::Entity::find()
-        .filter(chat_history::Column::ConversationId.eq(job.conversation))
-        .filter(chat_history::Column::SenderId.eq(job.sender))
-        .filter(chat_history::Column::ClientMsgId.eq(job.client_msg_id.clone()))
-        .one(txn)
-        .await?
-        .map(|row| Stored {
-            seq: row.seq,
-            sent_at: row.sent_at,
-            fresh: false,
-        }))
+/// The batch's messages that are already stored (retries), by (conversation, sender, id).
+async fn find_existing<'a>(
+    txn: &impl ConnectionTrait,
+    batch: &'a [Job],
+) -> Result<HashMap<(i64, i64, &'a [u8]), Stored>, DbErr> {
+    let mut any = Condition::any();
+    for job in batch {
+        any = any.add(
+            Condition::all()
+                .add(chat_history::Column::ConversationId.eq(job.conversation))
+                .add(chat_history::Column::SenderId.eq(job.sender))
+                .add(chat_history::Column::ClientMsgId.eq(job.client_msg_id.clone())),
+        );
+    }
+    let rows = chat_history::Entity::find().filter(any).all(txn).await?;
+    let mut found = HashMap::new();
+    for row in rows {
+        if let Some(job) = batch.iter().find(|j| {
+            j.conversation == row.conversation_id
+                && j.sender == row.sender_id
+                && j.client_msg_id == row.client_msg_id
+        }) {
+            found.insert(
+                (job.conversation, job.sender, job.client_msg_id.as_slice()),
+                Stored {
+                    seq: row.seq,
+                    sent_at: row.sent_at,
+                    fresh: false,
+                },
+            );
+        }
+    }
+    Ok(found)
 }
 
-/// Creates the conversation's head row if missing, locks it, and returns its `max_seq`.
-async fn lock_head(txn: &impl ConnectionTrait, conversation: i64) -> Result<i64, DbErr> {
-    conversation_head::Entity::insert(conversation_head::ActiveModel {
-        conversation_id: Set(conversation),
-        max_seq: Set(0),
-        last_message_at: Set(0),
-    })
+/// Creates the conversations' head rows where missing, locks them, and returns each
+/// `max_seq`.
+async fn lock_heads(
+    txn: &impl ConnectionTrait,
+    conversations: &[i64],
+) -> Result<HashMap<i64, i64>, DbErr> {
+    conversation_head::Entity::insert_many(conversations.iter().map(|&conversation| {
+        conversation_head::ActiveModel {
+            conversation_id: Set(conversation),
+            max_seq: Set(0),
+            last_message_at: Set(0),
+        }
+    }))
     .on_conflict(
         OnConflict::column(conversation_head::Column::ConversationId)
             .do_nothing()
@@ -164,9 +214,12 @@ async fn lock_head(txn: &impl ConnectionTrait, conversation: i64) -> Result<i64,
     )
     .exec_without_returning(txn)
     .await?;
-    Ok(conversation_head::Entity::find_by_id(conversation)
+    Ok(conversation_head::Entity::find()
+        .filter(conversation_head::Column::ConversationId.is_in(conversations.iter().copied()))
         .lock_exclusive()
-        .one(txn)
+        .all(txn)
         .await?
-        .map_or(0, |head| head.max_seq))
+        .into_iter()
+        .map(|head| (head.conversation_id, head.max_seq))
+        .collect())
 }
