@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::Config;
 use crate::error::Error;
 use crate::store;
-use crate::writer::Job;
+use crate::writer::{Job, Outcome};
 
 /// Length of a client message id.
 pub const CLIENT_MSG_ID_LEN: usize = 16;
@@ -89,9 +89,8 @@ impl Message for MessageRpc {
             }
             .into());
         }
-        let members = self.authorise(sender, conversation).await?;
-
-        let (reply, stored) = oneshot::channel();
+        // The writer authorises the send in the transaction that stores it.
+        let (reply, outcome) = oneshot::channel();
         let job = Job {
             sender,
             conversation,
@@ -100,7 +99,7 @@ impl Message for MessageRpc {
             reply,
         };
         self.jobs.send(job).await.map_err(|_| Error::ShuttingDown)?;
-        let stored = stored.await.map_err(|_| Error::ShuttingDown)??;
+        let Outcome { stored, members } = outcome.await.map_err(|_| Error::ShuttingDown)??;
 
         if stored.fresh {
             let message = StoredMessage {
@@ -111,7 +110,7 @@ impl Message for MessageRpc {
                 sent_at: wire_id(stored.sent_at),
                 envelope: request.envelope,
             };
-            let recipients: Vec<i64> = members.into_iter().filter(|m| *m != sender).collect();
+            let recipients: Vec<i64> = members.iter().copied().filter(|m| *m != sender).collect();
             let (db, push) = (self.db.clone(), self.push.clone());
             // The message is durable; a recipient who misses the push syncs it later.
             tokio::spawn(async move {

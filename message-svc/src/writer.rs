@@ -10,14 +10,16 @@
 //! writing to one conversation take turns and seqs stay unique and gap-free.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use entity::{chat_history, conversation_head};
+use entity::{CONVERSATION_ROOM, chat_history, conversation_head};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
     QuerySelect, Set, TransactionTrait,
 };
+use service_kit::membership::members_of_many;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
@@ -34,7 +36,17 @@ pub struct Job {
     /// The end-to-end envelope.
     pub envelope: Vec<u8>,
     /// Where the result goes once committed.
-    pub reply: oneshot::Sender<Result<Stored, Error>>,
+    pub reply: oneshot::Sender<Result<Outcome, Error>>,
+}
+
+/// What a send comes to: where it was stored, and who belongs to the conversation (for the
+/// fan-out), read in the same transaction that authorised it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Where it was stored.
+    pub stored: Stored,
+    /// The conversation's members.
+    pub members: Arc<Vec<i64>>,
 }
 
 /// Where a message was stored.
@@ -72,11 +84,10 @@ pub async fn run(
                 }
             }
         }
-        let outcome = commit(&db, &batch).await;
-        match outcome {
+        match commit(&db, &batch).await {
             Ok(results) => {
-                for (job, stored) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(stored));
+                for (job, outcome) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(outcome);
                 }
             }
             Err(err) => {
@@ -91,29 +102,64 @@ pub async fn run(
     }
 }
 
-/// Writes a batch in one transaction with a fixed number of statements, whatever its size:
-/// one query for retries already stored, one insert and one locking read for the heads of
-/// the conversations involved, one insert for the new rows, one update per conversation.
-async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Stored>, DbErr> {
+/// Checks that the sender may write to the conversation, given its members.
+fn authorise(
+    memberships: &HashMap<i64, (i16, Arc<Vec<i64>>)>,
+    job: &Job,
+) -> Result<Arc<Vec<i64>>, Error> {
+    let (kind, members) = memberships
+        .get(&job.conversation)
+        .ok_or(Error::ConversationNotFound)?;
+    if members.contains(&job.sender) {
+        Ok(members.clone())
+    } else if *kind == CONVERSATION_ROOM {
+        Err(Error::NotMember)
+    } else {
+        Err(Error::NotFriends)
+    }
+}
+
+/// Authorises and writes a batch in one transaction with a fixed number of statements,
+/// whatever its size: the memberships of the conversations involved, one query for retries
+/// already stored, one insert and one locking read for the heads, one insert for the new rows,
+/// one update per conversation.
+async fn commit(
+    db: &DatabaseConnection,
+    batch: &[Job],
+) -> Result<Vec<Result<Outcome, Error>>, DbErr> {
     let txn = db.begin().await?;
     let now = service_kit::now_ms();
-    let existing = find_existing(&txn, batch).await?;
-
     let mut conversations: Vec<i64> = batch.iter().map(|j| j.conversation).collect();
     conversations.sort_unstable();
     conversations.dedup();
+    let memberships: HashMap<i64, (i16, Arc<Vec<i64>>)> = members_of_many(&txn, &conversations)
+        .await?
+        .into_iter()
+        .map(|(id, (kind, members))| (id, (kind, Arc::new(members))))
+        .collect();
+    let existing = find_existing(&txn, batch).await?;
     let mut heads = lock_heads(&txn, &conversations).await?;
 
     let mut results = Vec::with_capacity(batch.len());
     let mut fresh: HashMap<(i64, i64, &[u8]), Stored> = HashMap::new();
     let mut rows = Vec::new();
     for job in batch {
+        let members = match authorise(&memberships, job) {
+            Ok(members) => members,
+            Err(err) => {
+                results.push(Err(err));
+                continue;
+            }
+        };
         let key = (job.conversation, job.sender, job.client_msg_id.as_slice());
         if let Some(stored) = existing.get(&key).or_else(|| fresh.get(&key)) {
-            results.push(Stored {
-                fresh: false,
-                ..*stored
-            });
+            results.push(Ok(Outcome {
+                stored: Stored {
+                    fresh: false,
+                    ..*stored
+                },
+                members,
+            }));
             continue;
         }
         let head = heads.entry(job.conversation).or_insert(0);
@@ -124,7 +170,7 @@ async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Stored>, D
             fresh: true,
         };
         fresh.insert(key, stored);
-        results.push(stored);
+        results.push(Ok(Outcome { stored, members }));
         rows.push(chat_history::ActiveModel {
             conversation_id: Set(job.conversation),
             seq: Set(stored.seq),
@@ -142,7 +188,7 @@ async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Stored>, D
         let touched: Vec<i64> = batch
             .iter()
             .zip(&results)
-            .filter(|(_, stored)| stored.fresh)
+            .filter(|(_, outcome)| outcome.as_ref().is_ok_and(|o| o.stored.fresh))
             .map(|(job, _)| job.conversation)
             .collect();
         for conversation in conversations.iter().filter(|c| touched.contains(c)) {
