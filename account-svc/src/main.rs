@@ -1,6 +1,5 @@
 //! `account-svc`: serves the account gRPC service on its own (the split stack).
 
-use anyhow::Context;
 use clap::Parser;
 
 /// Uchat's account service: users, certificates, sessions and gateway leases.
@@ -20,17 +19,14 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::init_tracing();
     let cli = Cli::parse();
-    let db = service_kit::db::connect(&cli.database_url)
-        .await
-        .context("cannot connect to the database")?;
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    tracing::info!(addr = %cli.listen, "account-svc listening");
-    account_svc::serve(listener, db, cli.config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    let start = service_kit::start_service("account-svc", &cli.database_url, cli.listen).await?;
+    account_svc::serve(
+        start.listener,
+        start.db,
+        cli.config,
+        service_kit::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
 }

@@ -28,6 +28,48 @@ pub fn init_tracing() {
         .init();
 }
 
+/// What a service binary needs before it serves: its database and its bound listener.
+pub struct Startup {
+    /// The database connection.
+    pub db: sea_orm::DatabaseConnection,
+    /// The gRPC listener.
+    pub listener: TcpListener,
+}
+
+/// Sets up logging, connects to `database_url` and binds `listen`, with errors that say which
+/// step failed.
+pub async fn start_service(
+    name: &str,
+    database_url: &str,
+    listen: std::net::SocketAddr,
+) -> Result<Startup, StartupError> {
+    init_tracing();
+    let db = db::connect(database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| StartupError::Listen(listen, e))?;
+    tracing::info!(addr = %listen, "{name} listening");
+    Ok(Startup { db, listener })
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGINT).
+pub async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Why a service binary could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database is unreachable or the URL is wrong.
+    #[error("cannot connect to the database: {0}")]
+    Database(sea_orm::DbErr),
+    /// The address is taken or not ours.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(std::net::SocketAddr, std::io::Error),
+}
+
 /// Returns the current time in Unix milliseconds (0 before 1970).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -1,6 +1,5 @@
 //! `social-svc`: serves the social gRPC service on its own (the split stack).
 
-use anyhow::Context;
 use clap::Parser;
 
 /// Uchat's social service: friends, friend requests and groups.
@@ -18,18 +17,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::init_tracing();
     let cli = Cli::parse();
-    let db = service_kit::db::connect(&cli.database_url)
-        .await
-        .context("cannot connect to the database")?;
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    tracing::info!(addr = %cli.listen, "social-svc listening");
-    social_svc::serve(listener, db, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let start = service_kit::start_service("social-svc", &cli.database_url, cli.listen).await?;
+    social_svc::serve(start.listener, start.db, service_kit::shutdown_signal()).await?;
     Ok(())
 }
