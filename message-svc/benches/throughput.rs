@@ -1,10 +1,11 @@
 //! Persisted messages per second through message-svc alone: real gRPC on loopback, a SQLite
 //! file, group commit with the default batch settings.
 //!
-//! `cargo bench -p message-svc --bench throughput [-- SECONDS [CLIENTS [CONVERSATIONS]]]`
+//! `cargo bench -p message-svc --bench throughput [-- SECONDS [CLIENTS [CONVERSATIONS [BATCH]]]]`
 //!
-//! Each client keeps one send in flight at a time, so CLIENTS is the concurrency. Membership
-//! rows are written directly (friend pairs), as social-svc would have.
+//! Each client keeps one call in flight at a time: `Send` when BATCH is 1 (the default),
+//! else `SendBatch` with BATCH messages, as a gateway coalescing its sessions' sends does.
+//! Membership rows are written directly (friend pairs), as social-svc would have.
 
 #![allow(
     missing_docs,
@@ -13,14 +14,18 @@
     clippy::indexing_slicing
 )]
 
+/// As in the service's binaries.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use entity::{CONVERSATION_DIRECT, conversation, friend};
 use migrations::{Migrator, MigratorTrait};
-use proto::message::SendRequest;
 use proto::message::message_client::MessageClient;
+use proto::message::{SendBatchRequest, SendRequest};
 use sea_orm::{ActiveModelTrait, Set};
 
 #[tokio::main]
@@ -32,6 +37,7 @@ async fn main() {
     let seconds = numbers.first().copied().unwrap_or(10);
     let clients = numbers.get(1).copied().unwrap_or(256);
     let conversations = numbers.get(2).copied().unwrap_or(64);
+    let per_call = numbers.get(3).copied().unwrap_or(1).max(1);
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
@@ -63,9 +69,16 @@ async fn main() {
             .unwrap();
         }
     }
-    let config = message_svc::Config::default();
+    let mut config = message_svc::Config::default();
+    if let Some(max) = std::env::var("UCHAT_BATCH_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.batch_max = max;
+    }
     println!(
-        "{clients} clients, {conversations} conversations, batch max {} wait {} us, {seconds} s",
+        "{clients} clients x {per_call} per call, {conversations} conversations, \
+         batch max {} wait {} us, {seconds} s",
         config.batch_max, config.batch_wait_us
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -99,19 +112,32 @@ async fn main() {
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    n += 1;
-                    let started = Instant::now();
-                    client
-                        .send(SendRequest {
-                            sender_id: sender,
-                            conversation_id: conversation,
-                            client_msg_id: [i.to_be_bytes(), n.to_be_bytes()].concat(),
-                            envelope: vec![0x5a; 200],
+                    let sends: Vec<SendRequest> = (0..per_call)
+                        .map(|_| {
+                            n += 1;
+                            SendRequest {
+                                sender_id: sender,
+                                conversation_id: conversation,
+                                client_msg_id: [i.to_be_bytes(), n.to_be_bytes()].concat(),
+                                envelope: vec![0x5a; 200],
+                            }
                         })
-                        .await
-                        .unwrap();
+                        .collect();
+                    let started = Instant::now();
+                    if per_call == 1 {
+                        let send = sends.into_iter().next().unwrap();
+                        client.send(send).await.unwrap();
+                    } else {
+                        let outcomes = client
+                            .send_batch(SendBatchRequest { sends })
+                            .await
+                            .unwrap()
+                            .into_inner()
+                            .outcomes;
+                        assert!(outcomes.iter().all(|o| o.stored.is_some()));
+                    }
                     latencies.push(started.elapsed());
-                    sent.fetch_add(1, Ordering::Relaxed);
+                    sent.fetch_add(per_call, Ordering::Relaxed);
                 }
                 latencies
             })

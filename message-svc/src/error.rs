@@ -37,17 +37,43 @@ pub enum Error {
     Db(#[from] sea_orm::DbErr),
 }
 
-impl From<Error> for Status {
-    fn from(err: Error) -> Self {
-        let (code, error) = match &err {
+impl Error {
+    /// The gRPC code and the error code the caller sees.
+    pub fn codes(&self) -> (Code, ErrorCode) {
+        match self {
             Error::ConversationNotFound => (Code::NotFound, ErrorCode::ConversationNotFound),
             Error::NotFriends => (Code::PermissionDenied, ErrorCode::NotFriends),
             Error::NotMember => (Code::PermissionDenied, ErrorCode::NotMember),
             Error::TooLarge { .. } => (Code::InvalidArgument, ErrorCode::TooLarge),
             Error::Invalid(_) => (Code::InvalidArgument, ErrorCode::InvalidRequest),
             Error::ShuttingDown => (Code::Unavailable, ErrorCode::Internal),
-            Error::Db(e) => return internal("message database", e),
-        };
+            Error::Db(_) => (Code::Internal, ErrorCode::Internal),
+        }
+    }
+
+    /// The error code the caller sees.
+    pub fn code(&self) -> ErrorCode {
+        self.codes().1
+    }
+
+    /// What the caller reads: database details stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Db(err) => {
+                tracing::error!(%err, "message database");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        if let Error::Db(e) = &err {
+            return internal("message database", e);
+        }
+        let (code, error) = err.codes();
         coded(code, error, err.to_string())
     }
 }

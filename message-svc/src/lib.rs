@@ -4,10 +4,11 @@
 //! Layers: [`rpc`] decodes, authorises (membership read from social-svc's tables through
 //! `service_kit::membership`) and maps errors (in [`error`]); [`writer`] is the one task that
 //! writes messages, many per transaction (group commit); [`store`] holds the reads and the
-//! cursor writes. It writes `chat_history`, `conversation_heads` and `cursors`.
+//! cursor writes; [`fanout`] pushes fresh messages to recipients' gateways in batches. It writes `chat_history`, `conversation_heads` and `cursors`.
 //! Attachments (`attachments`, `attachment_chunks`) are not built yet.
 
 pub mod error;
+pub mod fanout;
 pub mod rpc;
 pub mod store;
 pub mod writer;
@@ -21,6 +22,8 @@ use sea_orm::DatabaseConnection;
 use service_kit::push::Pusher;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+
+use crate::fanout::FanoutQueue;
 
 pub use crate::error::Error;
 pub use crate::rpc::MessageRpc;
@@ -42,6 +45,13 @@ pub struct Config {
     /// Sends waiting for the writer before senders wait too. Default 8192.
     #[arg(long, env = "UCHAT_WRITER_QUEUE", default_value_t = 8192)]
     pub writer_queue: usize,
+    /// Stored messages waiting to be pushed to recipients' gateways; beyond it they are left
+    /// for the recipients to sync. Default 65536.
+    #[arg(long, env = "UCHAT_FANOUT_QUEUE", default_value_t = 65536)]
+    pub fanout_queue: usize,
+    /// Most sends in one `SendBatch` call. Default 1024.
+    #[arg(long, env = "UCHAT_SEND_BATCH_MAX", default_value_t = 1024)]
+    pub send_batch_max: usize,
     /// Most messages one sync page returns. Default 500.
     #[arg(long, env = "UCHAT_SYNC_PAGE_MAX", default_value_t = 500)]
     pub sync_page_max: u32,
@@ -57,6 +67,8 @@ impl Default for Config {
             batch_max: 512,
             batch_wait_us: 250,
             writer_queue: 8192,
+            fanout_queue: 65536,
+            send_batch_max: 1024,
             sync_page_max: 500,
             history_page_max: 200,
         }
@@ -76,7 +88,8 @@ pub fn service(
         config.batch_max.max(1),
         Duration::from_micros(config.batch_wait_us),
     ));
-    MessageServer::new(MessageRpc::new(db, push, jobs, config))
+    let fanout = FanoutQueue::start(db.clone(), push, config.fanout_queue);
+    MessageServer::new(MessageRpc::new(db, fanout, jobs, config))
 }
 
 /// Serves message-svc on `listener` until `shutdown` resolves.

@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// The service allocates and frees many small buffers per message on several threads;
+/// mimalloc measured faster than the system allocator in the throughput benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Uchat's message service: storage, fan-out, sync and history.
 #[derive(Parser)]
 #[command(version, about)]

@@ -8,13 +8,13 @@ use proto::message::message_server::Message;
 use proto::message::*;
 use sea_orm::DatabaseConnection;
 use service_kit::membership::{conversation_members, user_conversations};
-use service_kit::push::{Pusher, live_sessions};
 use service_kit::{db_id, wire_id};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use crate::Config;
 use crate::error::Error;
+use crate::fanout::{Fanout, FanoutQueue};
 use crate::store;
 use crate::writer::{Job, Outcome};
 
@@ -25,7 +25,7 @@ pub const CLIENT_MSG_ID_LEN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct MessageRpc {
     db: DatabaseConnection,
-    push: Pusher,
+    fanout: FanoutQueue,
     jobs: mpsc::Sender<Job>,
     config: Arc<Config>,
 }
@@ -34,13 +34,13 @@ impl MessageRpc {
     /// Makes the service around a running writer's queue.
     pub fn new(
         db: DatabaseConnection,
-        push: Pusher,
+        fanout: FanoutQueue,
         jobs: mpsc::Sender<Job>,
         config: Arc<Config>,
     ) -> Self {
         Self {
             db,
-            push,
+            fanout,
             jobs,
             config,
         }
@@ -72,62 +72,48 @@ fn limit(asked: u32, max: u32) -> u64 {
 #[tonic::async_trait]
 impl Message for MessageRpc {
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
-        let request = request.into_inner();
-        let sender = id(request.sender_id, "sender id")?;
-        let conversation = id(request.conversation_id, "conversation id")?;
-        if request.client_msg_id.len() != CLIENT_MSG_ID_LEN {
-            return Err(Error::Invalid("a client message id is 16 bytes").into());
-        }
-        if request.envelope.is_empty() {
-            return Err(Error::Invalid("the message is empty").into());
-        }
-        if request.envelope.len() > self.config.max_envelope_bytes {
+        let pending = self.submit(request.into_inner()).await?;
+        Ok(Response::new(self.settle(pending).await?))
+    }
+
+    async fn send_batch(
+        &self,
+        request: Request<SendBatchRequest>,
+    ) -> Result<Response<SendBatchResponse>, Status> {
+        let sends = request.into_inner().sends;
+        if sends.len() > self.config.send_batch_max {
             return Err(Error::TooLarge {
-                what: "the message",
-                size: request.envelope.len(),
-                limit: self.config.max_envelope_bytes,
+                what: "the batch",
+                size: sends.len(),
+                limit: self.config.send_batch_max,
             }
             .into());
         }
-        // The writer authorises the send in the transaction that stores it.
-        let (reply, outcome) = oneshot::channel();
-        let job = Job {
-            sender,
-            conversation,
-            client_msg_id: request.client_msg_id.clone(),
-            envelope: request.envelope.clone(),
-            reply,
-        };
-        self.jobs.send(job).await.map_err(|_| Error::ShuttingDown)?;
-        let Outcome { stored, members } = outcome.await.map_err(|_| Error::ShuttingDown)??;
-
-        if stored.fresh {
-            let message = StoredMessage {
-                conversation_id: wire_id(conversation),
-                seq: wire_id(stored.seq),
-                sender_id: wire_id(sender),
-                client_msg_id: request.client_msg_id,
-                sent_at: wire_id(stored.sent_at),
-                envelope: request.envelope,
+        // Everything is queued before anything is awaited, so the batch lands in as few
+        // commits as the writer allows.
+        let mut pending = Vec::with_capacity(sends.len());
+        for send in sends {
+            pending.push(self.submit(send).await);
+        }
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for submitted in pending {
+            let settled = match submitted {
+                Ok(pending) => self.settle(pending).await,
+                Err(err) => Err(err),
             };
-            let recipients: Vec<i64> = members.iter().copied().filter(|m| *m != sender).collect();
-            let (db, push) = (self.db.clone(), self.push.clone());
-            // The message is durable; a recipient who misses the push syncs it later.
-            tokio::spawn(async move {
-                match live_sessions(&db, &recipients).await {
-                    Ok(sessions) => {
-                        let deliveries =
-                            sessions.into_iter().map(|s| (s, message.clone())).collect();
-                        push.deliver(deliveries).await;
-                    }
-                    Err(err) => tracing::warn!(%err, "cannot find recipients' sessions"),
-                }
+            outcomes.push(match settled {
+                Ok(stored) => SendOutcome {
+                    stored: Some(stored),
+                    ..Default::default()
+                },
+                Err(err) => SendOutcome {
+                    stored: None,
+                    error: err.code().into(),
+                    message: err.public_message(),
+                },
             });
         }
-        Ok(Response::new(SendResponse {
-            seq: wire_id(stored.seq),
-            sent_at: wire_id(stored.sent_at),
-        }))
+        Ok(Response::new(SendBatchResponse { outcomes }))
     }
 
     async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
@@ -240,7 +226,74 @@ impl Message for MessageRpc {
     }
 }
 
+/// A send handed to the writer, waiting for its commit.
+struct Pending {
+    request: SendRequest,
+    sender: i64,
+    conversation: i64,
+    outcome: oneshot::Receiver<Result<Outcome, Error>>,
+}
+
 impl MessageRpc {
+    /// Checks a send and queues it for the writer.
+    async fn submit(&self, request: SendRequest) -> Result<Pending, Error> {
+        let sender = id(request.sender_id, "sender id")?;
+        let conversation = id(request.conversation_id, "conversation id")?;
+        if request.client_msg_id.len() != CLIENT_MSG_ID_LEN {
+            return Err(Error::Invalid("a client message id is 16 bytes"));
+        }
+        if request.envelope.is_empty() {
+            return Err(Error::Invalid("the message is empty"));
+        }
+        if request.envelope.len() > self.config.max_envelope_bytes {
+            return Err(Error::TooLarge {
+                what: "the message",
+                size: request.envelope.len(),
+                limit: self.config.max_envelope_bytes,
+            });
+        }
+        // The writer authorises the send in the transaction that stores it.
+        let (reply, outcome) = oneshot::channel();
+        let job = Job {
+            sender,
+            conversation,
+            client_msg_id: request.client_msg_id.clone(),
+            envelope: request.envelope.clone(),
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| Error::ShuttingDown)?;
+        Ok(Pending {
+            request,
+            sender,
+            conversation,
+            outcome,
+        })
+    }
+
+    /// Waits for a queued send's commit and hands a fresh message to the fan-out.
+    async fn settle(&self, pending: Pending) -> Result<SendResponse, Error> {
+        let Outcome { stored, members } =
+            pending.outcome.await.map_err(|_| Error::ShuttingDown)??;
+        if stored.fresh {
+            // The message is durable; a recipient who misses the push syncs it later.
+            self.fanout.push(Fanout {
+                message: StoredMessage {
+                    conversation_id: wire_id(pending.conversation),
+                    seq: wire_id(stored.seq),
+                    sender_id: wire_id(pending.sender),
+                    client_msg_id: pending.request.client_msg_id,
+                    sent_at: wire_id(stored.sent_at),
+                    envelope: pending.request.envelope,
+                },
+                members,
+            });
+        }
+        Ok(SendResponse {
+            seq: wire_id(stored.seq),
+            sent_at: wire_id(stored.sent_at),
+        })
+    }
+
     async fn ack(&self, request: AckRequest, read: bool) -> Result<Response<AckResponse>, Status> {
         let user = id(request.user_id, "user id")?;
         let conversation = id(request.conversation_id, "conversation id")?;

@@ -24,6 +24,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 
+/// Most rows one statement inserts or looks up. Statements of at most this many rows have few
+/// distinct shapes, so the driver's prepared-statement cache keeps them all.
+pub const ROWS_PER_STATEMENT: usize = 32;
+
 /// A message to store.
 #[derive(Debug)]
 pub struct Job {
@@ -182,9 +186,12 @@ async fn commit(
         });
     }
     if !rows.is_empty() {
-        chat_history::Entity::insert_many(rows)
-            .exec_without_returning(&txn)
-            .await?;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            chat_history::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT))
+                .exec_without_returning(&txn)
+                .await?;
+        }
         let touched: Vec<i64> = batch
             .iter()
             .zip(&results)
@@ -210,16 +217,19 @@ async fn find_existing<'a>(
     txn: &impl ConnectionTrait,
     batch: &'a [Job],
 ) -> Result<HashMap<(i64, i64, &'a [u8]), Stored>, DbErr> {
-    let mut any = Condition::any();
-    for job in batch {
-        any = any.add(
-            Condition::all()
-                .add(chat_history::Column::ConversationId.eq(job.conversation))
-                .add(chat_history::Column::SenderId.eq(job.sender))
-                .add(chat_history::Column::ClientMsgId.eq(job.client_msg_id.clone())),
-        );
+    let mut rows = Vec::new();
+    for jobs in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut any = Condition::any();
+        for job in jobs {
+            any = any.add(
+                Condition::all()
+                    .add(chat_history::Column::ConversationId.eq(job.conversation))
+                    .add(chat_history::Column::SenderId.eq(job.sender))
+                    .add(chat_history::Column::ClientMsgId.eq(job.client_msg_id.clone())),
+            );
+        }
+        rows.extend(chat_history::Entity::find().filter(any).all(txn).await?);
     }
-    let rows = chat_history::Entity::find().filter(any).all(txn).await?;
     let mut found = HashMap::new();
     for row in rows {
         if let Some(job) = batch.iter().find(|j| {

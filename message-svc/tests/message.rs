@@ -421,3 +421,79 @@ async fn sync_pages_by_cursor_and_cursors_only_move_forward() {
         assert!(state.last_message_at > 0);
     }
 }
+
+#[tokio::test]
+async fn a_batch_answers_each_send_on_its_own() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (fay, gus, hal) = (
+            stack.user("fay", false).await,
+            stack.user("gus", false).await,
+            stack.user("hal", false).await,
+        );
+        let conversation = stack.befriend(fay, gus).await;
+        let send = |sender: u64, id: u8, envelope: &[u8]| SendRequest {
+            sender_id: sender,
+            conversation_id: conversation,
+            client_msg_id: vec![id; 16],
+            envelope: envelope.to_vec(),
+        };
+        let outcomes = stack
+            .message
+            .send_batch(SendBatchRequest {
+                sends: vec![
+                    send(fay, 1, b"one"),
+                    send(hal, 1, b"stranger"),
+                    send(fay, 1, b"one again"),
+                    send(gus, 1, b"reply"),
+                    send(fay, 2, &[0; 1025]),
+                    send(fay, 3, b"three"),
+                ],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .outcomes;
+        let summary: Vec<(Option<u64>, ErrorCode)> = outcomes
+            .iter()
+            .map(|o| (o.stored.as_ref().map(|s| s.seq), o.error()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(1), ErrorCode::Unspecified),
+                (None, ErrorCode::NotFriends),
+                (Some(1), ErrorCode::Unspecified),
+                (Some(2), ErrorCode::Unspecified),
+                (None, ErrorCode::TooLarge),
+                (Some(3), ErrorCode::Unspecified),
+            ],
+            "{}",
+            test.backend
+        );
+        assert!(outcomes[1].message.contains("not friends"));
+
+        let history = stack
+            .message
+            .history(HistoryRequest {
+                user_id: gus,
+                conversation_id: conversation,
+                before: 0,
+                limit: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .messages;
+        let stored: Vec<&[u8]> = history.iter().map(|m| m.envelope.as_slice()).collect();
+        assert_eq!(stored, [&b"three"[..], b"reply", b"one"]);
+
+        let too_many = SendBatchRequest {
+            sends: (0..=message_svc::Config::default().send_batch_max)
+                .map(|i| send(fay, (i % 200) as u8, b"x"))
+                .collect(),
+        };
+        let status = stack.message.send_batch(too_many).await.unwrap_err();
+        assert_eq!(error_code(&status), ErrorCode::TooLarge);
+    }
+}
