@@ -26,6 +26,29 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// No such attachment (or not the caller's upload, or not complete yet).
+    #[error("no such attachment")]
+    AttachmentNotFound,
+    /// A chunk that does not start where the upload stands.
+    #[error("the upload stands at byte {received}; send the chunk that starts there")]
+    OffsetMismatch {
+        /// Bytes received so far.
+        received: u64,
+    },
+    /// A chunk of the wrong length.
+    #[error("this chunk must be {expected} bytes, not {got}")]
+    ChunkLength {
+        /// The length it must have.
+        expected: usize,
+        /// The length it had.
+        got: usize,
+    },
+    /// The uploaded bytes do not match the declared SHA-256; the upload was deleted.
+    #[error("the file does not match its checksum; nothing was kept, upload it again")]
+    ChecksumMismatch,
+    /// Too many unfinished uploads.
+    #[error("you already have {0} unfinished uploads; finish one first")]
+    TooManyUploads(u64),
     /// A request that cannot be valid.
     #[error("{0}")]
     Invalid(&'static str),
@@ -45,7 +68,15 @@ impl Error {
             Error::NotFriends => (Code::PermissionDenied, ErrorCode::NotFriends),
             Error::NotMember => (Code::PermissionDenied, ErrorCode::NotMember),
             Error::TooLarge { .. } => (Code::InvalidArgument, ErrorCode::TooLarge),
-            Error::Invalid(_) => (Code::InvalidArgument, ErrorCode::InvalidRequest),
+            Error::Invalid(_) | Error::ChunkLength { .. } => {
+                (Code::InvalidArgument, ErrorCode::InvalidRequest)
+            }
+            Error::AttachmentNotFound => (Code::NotFound, ErrorCode::AttachmentNotFound),
+            Error::OffsetMismatch { .. } => {
+                (Code::FailedPrecondition, ErrorCode::UploadOffsetMismatch)
+            }
+            Error::ChecksumMismatch => (Code::DataLoss, ErrorCode::ChecksumMismatch),
+            Error::TooManyUploads(_) => (Code::ResourceExhausted, ErrorCode::TooLarge),
             Error::ShuttingDown => (Code::Unavailable, ErrorCode::Internal),
             Error::Db(_) => (Code::Internal, ErrorCode::Internal),
         }

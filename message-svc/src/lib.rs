@@ -5,8 +5,9 @@
 //! `service_kit::membership`) and maps errors (in [`error`]); [`writer`] is the one task that
 //! writes messages, many per transaction (group commit); [`store`] holds the reads and the
 //! cursor writes; [`fanout`] pushes fresh messages to recipients' gateways in batches. It writes `chat_history`, `conversation_heads` and `cursors`.
-//! Attachments (`attachments`, `attachment_chunks`) are not built yet.
+//! [`attachments`] holds uploads and downloads (`attachments`, `attachment_chunks`).
 
+pub mod attachments;
 pub mod error;
 pub mod fanout;
 pub mod rpc;
@@ -35,8 +36,8 @@ pub struct Config {
     /// content travels as an attachment.
     #[arg(long, env = "UCHAT_MAX_ENVELOPE_BYTES", default_value_t = 256 * 1024)]
     pub max_envelope_bytes: usize,
-    /// Most messages written in one transaction. Default 512.
-    #[arg(long, env = "UCHAT_BATCH_MAX", default_value_t = 512)]
+    /// Most messages written in one transaction. Default 2048.
+    #[arg(long, env = "UCHAT_BATCH_MAX", default_value_t = 2048)]
     pub batch_max: usize,
     /// Longest a batch waits for more messages before it commits, in microseconds. Default
     /// 250: a lone message is stored at most this much later.
@@ -52,6 +53,13 @@ pub struct Config {
     /// Most sends in one `SendBatch` call. Default 1024.
     #[arg(long, env = "UCHAT_SEND_BATCH_MAX", default_value_t = 1024)]
     pub send_batch_max: usize,
+    /// Largest attachment in bytes. Default 104857600 (100 MiB).
+    #[arg(long, env = "UCHAT_MAX_ATTACHMENT_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_attachment_bytes: u64,
+    /// Most unfinished uploads one user may have at once (older than a day they are
+    /// forgotten). Default 8.
+    #[arg(long, env = "UCHAT_MAX_OPEN_UPLOADS", default_value_t = 8)]
+    pub max_open_uploads: u64,
     /// Most messages one sync page returns. Default 500.
     #[arg(long, env = "UCHAT_SYNC_PAGE_MAX", default_value_t = 500)]
     pub sync_page_max: u32,
@@ -64,11 +72,13 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_envelope_bytes: 256 * 1024,
-            batch_max: 512,
+            batch_max: 2048,
             batch_wait_us: 250,
             writer_queue: 8192,
             fanout_queue: 65536,
             send_batch_max: 1024,
+            max_attachment_bytes: 100 * 1024 * 1024,
+            max_open_uploads: 8,
             sync_page_max: 500,
             history_page_max: 200,
         }

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use crate::Config;
+use crate::attachments;
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutQueue};
 use crate::store;
@@ -199,30 +200,69 @@ impl Message for MessageRpc {
 
     async fn upload_start(
         &self,
-        _request: Request<UploadStartRequest>,
+        request: Request<UploadStartRequest>,
     ) -> Result<Response<UploadStartResponse>, Status> {
-        Err(Status::unimplemented("attachments are not built yet"))
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let limits = attachments::Limits {
+            max_bytes: self.config.max_attachment_bytes,
+            max_open: self.config.max_open_uploads,
+        };
+        let attachment =
+            attachments::start(&self.db, user, request.size, &request.sha256, limits).await?;
+        Ok(Response::new(UploadStartResponse {
+            attachment_id: wire_id(attachment),
+            chunk_size: attachments::CHUNK_LEN as u32,
+        }))
     }
 
     async fn upload_chunk(
         &self,
-        _request: Request<UploadChunkRequest>,
+        request: Request<UploadChunkRequest>,
     ) -> Result<Response<UploadProgress>, Status> {
-        Err(Status::unimplemented("attachments are not built yet"))
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let attachment = id(request.attachment_id, "attachment id")?;
+        let progress =
+            attachments::chunk(&self.db, user, attachment, request.offset, &request.data).await?;
+        Ok(Response::new(progress_to_wire(progress)))
     }
 
     async fn upload_status(
         &self,
-        _request: Request<UploadStatusRequest>,
+        request: Request<UploadStatusRequest>,
     ) -> Result<Response<UploadProgress>, Status> {
-        Err(Status::unimplemented("attachments are not built yet"))
+        let request = request.into_inner();
+        let user = id(request.user_id, "user id")?;
+        let attachment = id(request.attachment_id, "attachment id")?;
+        let progress = attachments::status(&self.db, user, attachment).await?;
+        Ok(Response::new(progress_to_wire(progress)))
     }
 
     async fn download(
         &self,
-        _request: Request<DownloadRequest>,
+        request: Request<DownloadRequest>,
     ) -> Result<Response<DownloadResponse>, Status> {
-        Err(Status::unimplemented("attachments are not built yet"))
+        let request = request.into_inner();
+        id(request.user_id, "user id")?;
+        let attachment = id(request.attachment_id, "attachment id")?;
+        let max_len = usize::try_from(request.max_len).unwrap_or(usize::MAX);
+        let (data, total) =
+            attachments::download(&self.db, attachment, request.offset, max_len).await?;
+        Ok(Response::new(DownloadResponse {
+            attachment_id: request.attachment_id,
+            offset: request.offset,
+            total,
+            data,
+        }))
+    }
+}
+
+fn progress_to_wire(progress: attachments::Progress) -> UploadProgress {
+    UploadProgress {
+        attachment_id: wire_id(progress.id),
+        received: progress.received,
+        complete: progress.complete,
     }
 }
 
