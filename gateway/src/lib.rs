@@ -1,3 +1,465 @@
-//! Uchat's gateway: terminates client connections and forwards to the services.
+//! Uchat's gateway: terminates client connections (our encrypted protocol over TCP) and
+//! forwards requests to the services over gRPC; receives the services' pushes and hands them
+//! to the sessions it holds. It never touches the database.
 //!
-//! Not built yet: its issue describes what goes here.
+//! Layers: [`session`] runs one connection (handshake, the request loop with one dispatch
+//! `match`, its writer); [`hub`] maps users to the sessions held here; [`push`] is the gRPC
+//! server the services push to; [`sends`] coalesces sends into `SendBatch` calls; [`limits`]
+//! holds the rate limits; [`convert`] maps between protobuf and protocol types and errors.
+
+pub mod convert;
+pub mod hub;
+pub mod limits;
+pub mod push;
+pub mod sends;
+pub mod session;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use proto::account::account_client::AccountClient;
+use proto::account::{RegisterGatewayRequest, RenewLeaseRequest};
+use proto::common::ErrorCode as ServiceCode;
+use proto::gateway::push_server::PushServer;
+use proto::message::message_client::MessageClient;
+use proto::social::social_client::SocialClient;
+use protocol::{EphemeralPool, ServerIdentity};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::hub::Hub;
+use crate::limits::{Limiter, Rate};
+use crate::sends::SendQueue;
+
+/// Ephemeral DH key pairs computed ahead of handshakes.
+pub const EPHEMERAL_POOL: usize = 64;
+
+/// Longest a graceful shutdown waits for sessions to finish their requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reason sent to sessions when the gateway stops.
+pub const SHUTTING_DOWN: &str = "the server is shutting down; reconnect shortly";
+
+/// The gateway's settings, from flags or environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// This gateway's id among gateways (sessions record it). Default: random.
+    #[arg(long, env = "UCHAT_GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+    /// Most client connections at once. Default 10000.
+    #[arg(long, env = "UCHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Most client connections from one IP address. Default 256.
+    #[arg(long, env = "UCHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// Longest a handshake may take, in milliseconds. Default 10000.
+    #[arg(long, env = "UCHAT_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
+    /// A connection that sends nothing (not even a ping) for this long is closed, in
+    /// milliseconds. Default 60000.
+    #[arg(long, env = "UCHAT_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Messages waiting to be written to one client; a client that falls this far behind is
+    /// disconnected (its messages stay stored). Default 1024.
+    #[arg(long, env = "UCHAT_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Requests of one connection handled at once (more wait to be read). Default 16.
+    #[arg(long, env = "UCHAT_MAX_IN_FLIGHT", default_value_t = 16)]
+    pub max_in_flight: usize,
+    /// Longest a call to a service may take, in milliseconds. Default 15000.
+    #[arg(long, env = "UCHAT_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
+    /// Largest frame accepted or sent, in bytes. Default 1048576 (1 MiB).
+    #[arg(long, env = "UCHAT_MAX_FRAME_LEN", default_value_t = protocol::frame::DEFAULT_MAX_FRAME_LEN)]
+    pub max_frame_len: usize,
+    /// Most sends coalesced into one call to message-svc. Default 256.
+    #[arg(long, env = "UCHAT_GATEWAY_SEND_BATCH", default_value_t = 256)]
+    pub send_batch_max: usize,
+    /// Registrations and logins per minute from one IP address (burst of 10). Default 30.
+    #[arg(long, env = "UCHAT_AUTH_PER_MINUTE", default_value_t = 30)]
+    pub auth_per_minute: u32,
+    /// Friend requests per minute of one user (burst of 10). Default 20.
+    #[arg(long, env = "UCHAT_FRIEND_REQUESTS_PER_MINUTE", default_value_t = 20)]
+    pub friend_requests_per_minute: u32,
+    /// Searches per minute of one user (burst of 20). Default 60.
+    #[arg(long, env = "UCHAT_SEARCHES_PER_MINUTE", default_value_t = 60)]
+    pub searches_per_minute: u32,
+    /// Messages per minute of one session (burst of 200). Default 1200.
+    #[arg(long, env = "UCHAT_MESSAGES_PER_MINUTE", default_value_t = 1200)]
+    pub messages_per_minute: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            gateway_id: None,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            outbound_queue: 1024,
+            max_in_flight: 16,
+            request_timeout_ms: 15_000,
+            max_frame_len: protocol::frame::DEFAULT_MAX_FRAME_LEN,
+            send_batch_max: 256,
+            auth_per_minute: 30,
+            friend_requests_per_minute: 20,
+            searches_per_minute: 60,
+            messages_per_minute: 1200,
+        }
+    }
+}
+
+/// Where the services are.
+#[derive(Debug, Clone)]
+pub struct ServiceUrls {
+    /// account-svc, e.g. `http://127.0.0.1:7001`.
+    pub account: String,
+    /// social-svc.
+    pub social: String,
+    /// message-svc.
+    pub message: String,
+}
+
+/// gRPC clients of the services (cheap to clone: one HTTP/2 connection each, made lazily).
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// account-svc.
+    pub account: AccountClient<Channel>,
+    /// social-svc.
+    pub social: SocialClient<Channel>,
+    /// message-svc.
+    pub message: MessageClient<Channel>,
+}
+
+impl Services {
+    /// Clients for `urls`; they connect on first use and reconnect by themselves.
+    pub fn connect_lazy(urls: &ServiceUrls) -> anyhow::Result<Self> {
+        let channel = |url: &str| -> anyhow::Result<Channel> {
+            Ok(Endpoint::from_shared(url.to_owned())
+                .with_context(|| format!("bad service address {url}"))?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .connect_lazy())
+        };
+        Ok(Self {
+            account: AccountClient::new(channel(&urls.account)?),
+            social: SocialClient::new(channel(&urls.social)?),
+            message: MessageClient::new(channel(&urls.message)?),
+        })
+    }
+}
+
+/// The rate limits, by kind.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Registrations and logins, by IP address.
+    pub auth: Limiter<IpAddr>,
+    /// Friend requests, by user.
+    pub friend_requests: Limiter<u64>,
+    /// Searches, by user.
+    pub searches: Limiter<u64>,
+    /// Messages, by user.
+    pub messages: Limiter<u64>,
+}
+
+impl Limits {
+    fn new(config: &Config) -> Self {
+        Self {
+            auth: Limiter::new(Rate {
+                burst: 10,
+                per_minute: config.auth_per_minute,
+            }),
+            friend_requests: Limiter::new(Rate {
+                burst: 10,
+                per_minute: config.friend_requests_per_minute,
+            }),
+            searches: Limiter::new(Rate {
+                burst: 20,
+                per_minute: config.searches_per_minute,
+            }),
+            messages: Limiter::new(Rate {
+                burst: 200,
+                per_minute: config.messages_per_minute,
+            }),
+        }
+    }
+}
+
+/// What every session of the gateway shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: Config,
+    /// This gateway's id.
+    pub gateway_id: String,
+    /// The server's long-term key and certificate.
+    pub identity: Arc<ServerIdentity>,
+    /// Ephemeral key pairs for handshakes.
+    pub pool: Arc<EphemeralPool>,
+    /// The services.
+    pub services: Services,
+    /// The sessions held here.
+    pub hub: Hub,
+    /// Coalesced sends.
+    pub sends: SendQueue,
+    /// Rate limits.
+    pub limits: Limits,
+    /// Becomes true when the gateway stops: sessions finish what they started and close.
+    pub stopping: watch::Receiver<bool>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Shared {
+    /// The timeout of one service call.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    /// Counts a connection from `ip`; `None` when that address has too many.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= self.config.max_connections_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// A connection's place in the per-IP count, given back when dropped.
+struct IpSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A gateway's listening sockets: clients, and the push server the services call.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Where clients connect.
+    pub clients: TcpListener,
+    /// Where services push.
+    pub push: TcpListener,
+    /// The push address services should use (the push listener's address by default).
+    pub push_advertise: Option<String>,
+}
+
+/// Runs the gateway until `shutdown` resolves, then drains: no new connections, sessions
+/// finish the requests they started, are told why and closed.
+pub async fn serve(
+    listeners: Listeners,
+    identity: Arc<ServerIdentity>,
+    services: Services,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let gateway_id = config
+        .gateway_id
+        .clone()
+        .unwrap_or_else(|| format!("gw-{:016x}", session::random_u63()));
+    let pool = Arc::new(EphemeralPool::new(EPHEMERAL_POOL).context("DH key pool")?);
+    let hub = Hub::default();
+    let (stop, stopping) = watch::channel(false);
+    let sends = SendQueue::start(
+        services.message.clone(),
+        config.send_batch_max,
+        Duration::from_millis(config.request_timeout_ms),
+    );
+    let push_addr = match listeners.push_advertise {
+        Some(addr) => addr,
+        None => format!("http://{}", listeners.push.local_addr()?),
+    };
+    let shared = Arc::new(Shared {
+        limits: Limits::new(&config),
+        config,
+        gateway_id,
+        identity,
+        pool,
+        services,
+        hub: hub.clone(),
+        sends,
+        stopping: stopping.clone(),
+        per_ip: Mutex::new(HashMap::new()),
+    });
+
+    let mut push_stopping = stopping.clone();
+    let push_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(PushServer::new(push::PushService::new(hub.clone())))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listeners.push),
+                async move {
+                    let _ = push_stopping.wait_for(|s| *s).await;
+                },
+            ),
+    );
+    let lease = register(&shared, &push_addr).await?;
+    let renewer = tokio::spawn(renew_lease(shared.clone(), push_addr, lease));
+
+    let connections = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    let mut sessions = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listeners.clients.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while sessions.try_join_next().is_some() {}
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: too many connections");
+            continue;
+        };
+        let Some(slot) = shared.admit(peer.ip()) else {
+            tracing::warn!(%peer, "connection refused: too many from this address");
+            continue;
+        };
+        let shared = shared.clone();
+        sessions.spawn(async move {
+            session::run(shared, stream, peer).await;
+            drop((slot, permit));
+        });
+    }
+
+    tracing::info!(sessions = hub.len(), "gateway stopping; draining sessions");
+    stop.send_replace(true);
+    for session in hub.all() {
+        session.kick(SHUTTING_DOWN);
+    }
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = sessions.len(),
+            "sessions still open after the drain timeout"
+        );
+        sessions.abort_all();
+    }
+    renewer.abort();
+    let _ = push_server.await;
+    Ok(())
+}
+
+/// Registers this gateway with account-svc, retrying while account-svc is starting.
+async fn register(shared: &Shared, push_addr: &str) -> anyhow::Result<Duration> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0;
+    loop {
+        let mut account = shared.services.account.clone();
+        let request = RegisterGatewayRequest {
+            gateway_id: shared.gateway_id.clone(),
+            push_addr: push_addr.to_owned(),
+        };
+        match account.register_gateway(request).await {
+            Ok(response) => {
+                let lease = Duration::from_millis(response.into_inner().lease_ms.max(1000));
+                tracing::info!(gateway_id = %shared.gateway_id, push_addr, ?lease, "gateway registered");
+                return Ok(lease);
+            }
+            Err(status) if attempts < 50 => {
+                tracing::warn!(code = ?status.code(), "account-svc not ready; retrying");
+                attempts += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(status) => {
+                anyhow::bail!("cannot register the gateway with account-svc: {status}")
+            }
+        }
+    }
+}
+
+/// Renews the lease at a third of its length. If account-svc forgot this gateway (its lease
+/// expired and its sessions were taken offline), it registers again and closes its sessions,
+/// whose clients reconnect and log in again.
+async fn renew_lease(shared: Arc<Shared>, push_addr: String, mut lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let mut account = shared.services.account.clone();
+        let renewed = account
+            .renew_lease(RenewLeaseRequest {
+                gateway_id: shared.gateway_id.clone(),
+            })
+            .await;
+        match renewed {
+            Ok(response) => {
+                lease = Duration::from_millis(response.into_inner().lease_ms.max(1000));
+            }
+            Err(status) if convert::service_code(&status) == ServiceCode::UnknownGateway => {
+                tracing::warn!("lease expired; registering again and closing sessions");
+                for session in shared.hub.all() {
+                    session.kick("the server lost track of this session; reconnect");
+                }
+                if let Ok(renewed) = register(&shared, &push_addr).await {
+                    lease = renewed;
+                }
+            }
+            Err(status) => tracing::warn!(code = ?status.code(), "lease renewal failed"),
+        }
+    }
+}
+
+/// Binds a listener, with the address in the error.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,6 +1,99 @@
-//! `gateway`: Uchat's gateway: terminates client connections and forwards to the services.
+//! `gateway`: Uchat's gateway on its own (the split stack). Clients connect here; the services
+//! are reached over gRPC and push back to `--push-listen`.
 
-fn main() {
-    eprintln!("gateway: not built yet; see the open issues");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use protocol::ServerIdentity;
+
+/// Uchat's gateway: terminates client connections and forwards to the services.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address clients connect to.
+    #[arg(long, env = "UCHAT_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Address the services push to (gRPC).
+    #[arg(long, env = "UCHAT_PUSH_LISTEN", default_value = "127.0.0.1:7010")]
+    push_listen: SocketAddr,
+    /// The push URL the services should use, when it differs from the listening address
+    /// (behind NAT or in containers), e.g. `http://gateway:7010`.
+    #[arg(long, env = "UCHAT_PUSH_ADVERTISE")]
+    push_advertise: Option<String>,
+    /// account-svc's URL.
+    #[arg(
+        long,
+        env = "UCHAT_ACCOUNT_URL",
+        default_value = "http://127.0.0.1:7001"
+    )]
+    account_url: String,
+    /// social-svc's URL.
+    #[arg(
+        long,
+        env = "UCHAT_SOCIAL_URL",
+        default_value = "http://127.0.0.1:7002"
+    )]
+    social_url: String,
+    /// message-svc's URL.
+    #[arg(
+        long,
+        env = "UCHAT_MESSAGE_URL",
+        default_value = "http://127.0.0.1:7003"
+    )]
+    message_url: String,
+    /// The server's long-term key (created with mode 0600 on first start). Every gateway of
+    /// one deployment uses the same key, so clients see one server.
+    #[arg(
+        long,
+        env = "UCHAT_SERVER_KEY",
+        default_value = "uchat-data/server.key"
+    )]
+    server_key: PathBuf,
+    /// The server's name in its certificate (used when the key is created).
+    #[arg(long, env = "UCHAT_SERVER_NAME", default_value = "uchat")]
+    server_name: String,
+    #[command(flatten)]
+    config: gateway::Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let (identity, created) =
+        ServerIdentity::load_or_generate(&cli.server_key, &cli.server_name)
+            .with_context(|| format!("server key {}", cli.server_key.display()))?;
+    if created {
+        tracing::info!(path = %cli.server_key.display(), "created the server key");
+    }
+    let listeners = gateway::Listeners {
+        clients: gateway::bind(cli.listen).await?,
+        push: gateway::bind(cli.push_listen).await?,
+        push_advertise: cli.push_advertise,
+    };
+    println!(
+        "gateway listening on {} (server fingerprint {})",
+        listeners.clients.local_addr()?,
+        identity.fingerprint()
+    );
+    let services = gateway::Services::connect_lazy(&gateway::ServiceUrls {
+        account: cli.account_url,
+        social: cli.social_url,
+        message: cli.message_url,
+    })?;
+    gateway::serve(
+        listeners,
+        Arc::new(identity),
+        services,
+        cli.config,
+        gateway::shutdown_signal(),
+    )
+    .await
 }

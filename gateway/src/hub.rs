@@ -1,0 +1,102 @@
+//! The sessions this gateway holds, by user: where pushes for a user go.
+//!
+//! A user has at most one session on a gateway. Every entry carries the session's epoch from
+//! account-svc; a push for another epoch is stale (that session was replaced) and is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use protocol::message::{Event, ServerMessage};
+use tokio::sync::{mpsc, watch};
+
+/// How a session is reached: its outbound queue and its close signal.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// The connection's number on this gateway (told apart from a later one of the user).
+    pub connection: u64,
+    /// The epoch account-svc gave this login.
+    pub epoch: u64,
+    /// Messages for the client; bounded, and a full queue closes the session.
+    pub outbound: mpsc::Sender<ServerMessage>,
+    /// Set to `Some(reason)` to close the session after telling the client.
+    pub close: watch::Sender<Option<String>>,
+}
+
+impl SessionHandle {
+    /// Queues `message` without waiting. A reader too slow to keep its queue below the bound
+    /// is closed: its messages stay stored and it syncs when it reconnects.
+    pub fn push(&self, message: ServerMessage) -> bool {
+        match self.outbound.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close.send_replace(Some(SLOW_READER.to_owned()));
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Tells the client why and closes the session.
+    pub fn kick(&self, reason: &str) {
+        // The event goes first; the session closes once its writer has sent it.
+        let _ = self.outbound.try_send(ServerMessage::Event(Event::Kicked {
+            reason: reason.to_owned(),
+        }));
+        self.close.send_replace(Some(reason.to_owned()));
+    }
+}
+
+/// Why a session is closed when its user logs in again (on this gateway or another).
+pub const SIGNED_IN_ELSEWHERE: &str = "your account was signed in elsewhere";
+
+/// Why a session whose queue overflowed is closed.
+pub const SLOW_READER: &str = "the connection could not keep up; reconnect to sync";
+
+/// The sessions of this gateway.
+#[derive(Debug, Clone, Default)]
+pub struct Hub {
+    sessions: Arc<Mutex<HashMap<u64, SessionHandle>>>,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionHandle>> {
+        // A panic elsewhere never leaves the map half-changed: every change is one call.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `user`'s session; returns the one it replaces on this gateway, if any.
+    pub fn insert(&self, user: u64, handle: SessionHandle) -> Option<SessionHandle> {
+        self.lock().insert(user, handle)
+    }
+
+    /// Forgets `user`'s session if it is still `connection`'s.
+    pub fn remove(&self, user: u64, connection: u64) {
+        let mut sessions = self.lock();
+        if sessions
+            .get(&user)
+            .is_some_and(|s| s.connection == connection)
+        {
+            sessions.remove(&user);
+        }
+    }
+
+    /// The session of `user` with `epoch`, if it is here.
+    pub fn get(&self, user: u64, epoch: u64) -> Option<SessionHandle> {
+        self.lock().get(&user).filter(|s| s.epoch == epoch).cloned()
+    }
+
+    /// Every session (for shutdown).
+    pub fn all(&self) -> Vec<SessionHandle> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// How many sessions are logged in here.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is logged in here.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
