@@ -25,6 +25,7 @@ pub use crate::rpc::AccountRpc;
 
 /// account-svc's settings, from flags or environment.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "account")]
 pub struct Config {
     /// argon2id memory cost in KiB. Default 19456 (19 MiB) with 2 iterations and 1 lane:
     /// OWASP's recommended minimum for argon2id.

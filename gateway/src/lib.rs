@@ -48,6 +48,7 @@ pub const SHUTTING_DOWN: &str = "the server is shutting down; reconnect shortly"
 
 /// The gateway's settings, from flags or environment.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "connections")]
 pub struct Config {
     /// This gateway's id among gateways (sessions record it). Default: random.
     #[arg(long, env = "UCHAT_GATEWAY_ID")]
@@ -79,8 +80,8 @@ pub struct Config {
     #[arg(long, env = "UCHAT_MAX_FRAME_LEN", default_value_t = protocol::frame::DEFAULT_MAX_FRAME_LEN)]
     pub max_frame_len: usize,
     /// Most sends coalesced into one call to message-svc. Default 256.
-    #[arg(long, env = "UCHAT_GATEWAY_SEND_BATCH", default_value_t = 256)]
-    pub send_batch_max: usize,
+    #[arg(long, env = "UCHAT_COALESCE_MAX", default_value_t = 256)]
+    pub coalesce_max: usize,
     /// Registrations and logins per minute from one IP address (burst of 10). Default 30.
     #[arg(long, env = "UCHAT_AUTH_PER_MINUTE", default_value_t = 30)]
     pub auth_per_minute: u32,
@@ -107,7 +108,7 @@ impl Default for Config {
             max_in_flight: 16,
             request_timeout_ms: 15_000,
             max_frame_len: protocol::frame::DEFAULT_MAX_FRAME_LEN,
-            send_batch_max: 256,
+            coalesce_max: 256,
             auth_per_minute: 30,
             friend_requests_per_minute: 20,
             searches_per_minute: 60,
@@ -288,7 +289,7 @@ pub async fn serve(
     let (stop, stopping) = watch::channel(false);
     let sends = SendQueue::start(
         services.message.clone(),
-        config.send_batch_max,
+        config.coalesce_max,
         Duration::from_millis(config.request_timeout_ms),
     );
     let push_addr = match listeners.push_advertise {

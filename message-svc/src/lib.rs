@@ -31,6 +31,7 @@ pub use crate::rpc::MessageRpc;
 
 /// message-svc's settings, from flags or environment.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "messages")]
 pub struct Config {
     /// Largest envelope (one encrypted message) in bytes. Default 262144 (256 KiB); larger
     /// content travels as an attachment.

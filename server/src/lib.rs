@@ -1,0 +1,203 @@
+//! `uchat-server` as a library: the whole stack in one process (migrations, account-svc,
+//! social-svc, message-svc and the gateway), the services on loopback gRPC as in the split
+//! deployment. The end-to-end tests start it exactly as the binary does.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use migrations::{Migrator, MigratorTrait};
+use protocol::{Fingerprint, ServerIdentity};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The server key's file name in the data directory.
+pub const SERVER_KEY_FILE: &str = "server.key";
+
+/// The SQLite database's file name in the data directory.
+pub const DATABASE_FILE: &str = "uchat.db";
+
+/// The file in the data directory where a running server writes account-svc's loopback
+/// address, for `uchat-server online`.
+pub const ADMIN_ADDR_FILE: &str = "admin.addr";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the SQLite file and the server key live (created on first start).
+    pub data_dir: PathBuf,
+    /// Where clients connect.
+    pub listen: SocketAddr,
+    /// A database URL instead of the SQLite file in the data directory.
+    pub database_url: Option<String>,
+    /// The server's name in its certificate (used when the key is created).
+    pub server_name: String,
+    /// account-svc's settings.
+    pub account: account_svc::Config,
+    /// message-svc's settings.
+    pub message: message_svc::Config,
+    /// The gateway's settings.
+    pub gateway: gateway::Config,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// Where clients connect.
+    pub client_addr: SocketAddr,
+    /// The server key's fingerprint (clients pin it).
+    pub fingerprint: Fingerprint,
+    /// account-svc's loopback URL.
+    pub account_url: String,
+    /// Whether the server key was created by this start.
+    pub key_created: bool,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+    admin_file: PathBuf,
+}
+
+impl Running {
+    /// Stops gracefully: the gateway drains its sessions, then the services stop.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
+        let result = self.task.await.context("the server task failed")?;
+        let _ = std::fs::remove_file(&self.admin_file);
+        result
+    }
+
+    /// Waits until the server stops by itself (it does not, unless a part fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("the server task failed")?
+    }
+}
+
+async fn loopback() -> anyhow::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .context("cannot listen on loopback")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+/// Makes the data directory readable by its owner only: it holds the server's private key and
+/// the password hashes.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The SQLite URL of the data directory's database.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join(DATABASE_FILE).display()
+    )
+}
+
+/// Starts everything and returns once clients can connect.
+pub async fn start(options: Options) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&options.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            options.data_dir.display()
+        )
+    })?;
+    private_dir(&options.data_dir)?;
+    let key_path = options.data_dir.join(SERVER_KEY_FILE);
+    let (identity, key_created) = ServerIdentity::load_or_generate(&key_path, &options.server_name)
+        .with_context(|| format!("server key {}", key_path.display()))?;
+    let url = options
+        .database_url
+        .clone()
+        .unwrap_or_else(|| sqlite_url(&options.data_dir));
+    let db = service_kit::db::connect(&url)
+        .await
+        .context("cannot open the database")?;
+    Migrator::up(&db, None)
+        .await
+        .context("cannot migrate the database")?;
+
+    let clients = gateway::bind(options.listen).await?;
+    let client_addr = clients.local_addr()?;
+    let (account_listener, account_url) = loopback().await?;
+    let (social_listener, social_url) = loopback().await?;
+    let (message_listener, message_url) = loopback().await?;
+    let (push_listener, _) = loopback().await?;
+
+    let (stop, stopped) = watch::channel(false);
+    let signal = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    // The services stop only after the gateway drained: its last logouts reach account-svc.
+    let (services_stop, services_stopped) = watch::channel(false);
+    let account = tokio::spawn(account_svc::serve(
+        account_listener,
+        db.clone(),
+        options.account,
+        signal(services_stopped.clone()),
+    ));
+    let social = tokio::spawn(social_svc::serve(
+        social_listener,
+        db.clone(),
+        signal(services_stopped.clone()),
+    ));
+    let message = tokio::spawn(message_svc::serve(
+        message_listener,
+        db.clone(),
+        options.message,
+        signal(services_stopped),
+    ));
+    let services = gateway::Services::connect_lazy(&gateway::ServiceUrls {
+        account: account_url.clone(),
+        social: social_url,
+        message: message_url,
+    })?;
+    let fingerprint = identity.fingerprint();
+    let listeners = gateway::Listeners {
+        clients,
+        push: push_listener,
+        push_advertise: None,
+    };
+    let gateway_config = options.gateway;
+    let gateway = tokio::spawn(gateway::serve(
+        listeners,
+        Arc::new(identity),
+        services,
+        gateway_config,
+        signal(stopped),
+    ));
+
+    let admin_file = options.data_dir.join(ADMIN_ADDR_FILE);
+    std::fs::write(&admin_file, &account_url)
+        .with_context(|| format!("cannot write {}", admin_file.display()))?;
+
+    let task = tokio::spawn(async move {
+        let gateway_result = gateway.await;
+        services_stop.send_replace(true);
+        let account_result = account.await;
+        let social_result = social.await;
+        let message_result = message.await;
+        db.close().await.context("closing the database")?;
+        gateway_result.context("gateway task")??;
+        account_result.context("account-svc task")??;
+        social_result.context("social-svc task")??;
+        message_result.context("message-svc task")??;
+        Ok(())
+    });
+    Ok(Running {
+        client_addr,
+        fingerprint,
+        account_url,
+        key_created,
+        stop,
+        task,
+        admin_file,
+    })
+}
