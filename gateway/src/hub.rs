@@ -36,7 +36,13 @@ impl SessionHandle {
         }
     }
 
-    /// Tells the client why and closes the session.
+    /// Closes the connection without a `Kicked` event: the client reconnects by itself
+    /// (the gateway is stopping, or lost its lease).
+    pub fn end(&self, reason: &str) {
+        self.close.send_replace(Some(reason.to_owned()));
+    }
+
+    /// Tells the client why and closes the session; the client does not reconnect.
     pub fn kick(&self, reason: &str) {
         // The event goes first; the session closes once its writer has sent it.
         let _ = self.outbound.try_send(ServerMessage::Event(Event::Kicked {

@@ -43,7 +43,7 @@ pub const EPHEMERAL_POOL: usize = 64;
 /// Longest a graceful shutdown waits for sessions to finish their requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Reason sent to sessions when the gateway stops.
+/// Why sessions are closed when the gateway stops (logged; clients reconnect).
 pub const SHUTTING_DOWN: &str = "the server is shutting down; reconnect shortly";
 
 /// The gateway's settings, from flags or environment.
@@ -267,7 +267,8 @@ pub struct Listeners {
     pub clients: TcpListener,
     /// Where services push.
     pub push: TcpListener,
-    /// The push address services should use (the push listener's address by default).
+    /// The push address services should use, `host:port` (the push listener's address by
+    /// default).
     pub push_advertise: Option<String>,
 }
 
@@ -294,7 +295,7 @@ pub async fn serve(
     );
     let push_addr = match listeners.push_advertise {
         Some(addr) => addr,
-        None => format!("http://{}", listeners.push.local_addr()?),
+        None => listeners.push.local_addr()?.to_string(),
     };
     let shared = Arc::new(Shared {
         limits: Limits::new(&config),
@@ -358,7 +359,7 @@ pub async fn serve(
     tracing::info!(sessions = hub.len(), "gateway stopping; draining sessions");
     stop.send_replace(true);
     for session in hub.all() {
-        session.kick(SHUTTING_DOWN);
+        session.end(SHUTTING_DOWN);
     }
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while sessions.join_next().await.is_some() {}
@@ -424,7 +425,7 @@ async fn renew_lease(shared: Arc<Shared>, push_addr: String, mut lease: Duration
             Err(status) if convert::service_code(&status) == ServiceCode::UnknownGateway => {
                 tracing::warn!("lease expired; registering again and closing sessions");
                 for session in shared.hub.all() {
-                    session.kick("the server lost track of this session; reconnect");
+                    session.end("the server lost track of this session");
                 }
                 if let Ok(renewed) = register(&shared, &push_addr).await {
                     lease = renewed;

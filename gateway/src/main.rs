@@ -19,8 +19,8 @@ struct Cli {
     /// Address the services push to (gRPC).
     #[arg(long, env = "UCHAT_PUSH_LISTEN", default_value = "127.0.0.1:7010")]
     push_listen: SocketAddr,
-    /// The push URL the services should use, when it differs from the listening address
-    /// (behind NAT or in containers), e.g. `http://gateway:7010`.
+    /// The push address the services should use, when it differs from the listening address
+    /// (behind NAT or in containers), e.g. `gateway:7010`.
     #[arg(long, env = "UCHAT_PUSH_ADVERTISE")]
     push_advertise: Option<String>,
     /// account-svc's URL.

@@ -29,7 +29,9 @@ pub mod message;
 
 pub use connection::{SecureConnection, SecureReader, SecureWriter};
 pub use crypto::dh::{EphemeralPool, KeyPair, PublicKey};
-pub use error::{CodecError, ConnectionError, DhError, E2eError, FrameError, HandshakeError};
+pub use error::{
+    CodecError, ConnectionError, DhError, E2eError, FrameError, HandshakeError, KeyFileError,
+};
 pub use identity::{Fingerprint, ServerCertificate, ServerIdentity};
 pub use ids::{AttachmentId, ClientMsgId, ConversationId, RoomId, Seq, Timestamp, UserId};
 pub use message::{ClientMessage, Event, Request, Response, ServerMessage};

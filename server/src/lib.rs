@@ -184,7 +184,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         let account_result = account.await;
         let social_result = social.await;
         let message_result = message.await;
-        db.close().await.context("closing the database")?;
+        // The connection closes when the last background task holding it ends.
+        drop(db);
         gateway_result.context("gateway task")??;
         account_result.context("account-svc task")??;
         social_result.context("social-svc task")??;
