@@ -1,0 +1,56 @@
+//! What can go wrong for a client, in words a user can be shown.
+
+use protocol::message::Error as ServerError;
+
+/// A client-side failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the request; its error says why.
+    #[error("{0}")]
+    Server(ServerError),
+    /// The connection failed or was closed.
+    #[error("not connected to the server: {0}")]
+    Disconnected(String),
+    /// The server did not answer in time.
+    #[error("the server did not answer in time")]
+    Timeout,
+    /// The handshake, or the key check, failed (includes a changed server key).
+    #[error(transparent)]
+    Connection(#[from] protocol::ConnectionError),
+    /// Local storage failed.
+    #[error("local storage: {0}")]
+    Store(#[from] sea_orm::DbErr),
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// End-to-end encryption failed (a message that does not open, a bad key).
+    #[error("end-to-end encryption: {0}")]
+    E2e(#[from] protocol::E2eError),
+    /// A key file could not be read or written.
+    #[error(transparent)]
+    KeyFile(#[from] protocol::KeyFileError),
+    /// Something the caller asked that cannot be done.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ClientError {
+    /// The server's error code, when the server refused.
+    pub fn code(&self) -> Option<protocol::message::ErrorCode> {
+        match self {
+            Self::Server(error) => Some(error.code),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying after a reconnect may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Disconnected(_) | Self::Timeout)
+            || self.code() == Some(protocol::message::ErrorCode::Unavailable)
+    }
+}
