@@ -1,0 +1,132 @@
+//! Registration, login, kicking and presence, through the whole stack.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use client_core::ClientEvent;
+use e2e::{PASSWORD, TestCluster, code, form};
+use protocol::message::{ErrorCode, Field, FriendDecision, Presence};
+
+#[tokio::test]
+async fn registration_errors_are_clear_and_per_field() {
+    let cluster = TestCluster::start().await;
+    let c = cluster.client().await;
+    c.client.register(form("amy")).await.unwrap();
+
+    let err = c.client.register(form("AMY")).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::UsernameTaken), "{err}");
+
+    let mut taken_email = form("bo");
+    taken_email.email = "amy@example.com".into();
+    assert_eq!(
+        code(c.client.register(taken_email).await),
+        ErrorCode::EmailTaken
+    );
+
+    let mut bad = form("toolongname1");
+    bad.email = "not an email".into();
+    bad.password = String::new();
+    let err = c.client.register(bad).await.unwrap_err();
+    let client_core::ClientError::Server(error) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.code, ErrorCode::InvalidField);
+    let fields: Vec<Field> = error.fields.iter().map(|f| f.field).collect();
+    for field in [Field::Username, Field::Email, Field::Password] {
+        assert!(fields.contains(&field), "{field:?} missing from {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_name_is_refused_alike() {
+    let cluster = TestCluster::start().await;
+    let _amy = cluster.user("amy").await;
+    let c = cluster.client().await;
+    // This machine has no key for amy; log in from the registering machine's folder.
+    let other = cluster.client_in(cluster.dir.path().join("client-0")).await;
+    assert_eq!(
+        code(other.client.login("amy", "wrong").await),
+        ErrorCode::BadCredentials
+    );
+    let err = c.client.login("amy", PASSWORD).await.unwrap_err();
+    assert!(err.to_string().contains("no key for amy"), "{err}");
+}
+
+#[tokio::test]
+async fn a_second_login_kicks_the_first() {
+    let cluster = TestCluster::start().await;
+    let mut first = cluster.user("amy").await;
+    let mut second = cluster.client_in(first.dir.clone()).await;
+    second.login("amy").await;
+    let reason = first
+        .wait_for("kicked", |e| match e {
+            ClientEvent::Kicked { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("signed in elsewhere"), "{reason}");
+    // The kicked client does not come back by itself, and its requests fail.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(first.client.search("a").await.is_err());
+    // The new session works.
+    assert!(second.client.search("a").await.is_ok());
+}
+
+#[tokio::test]
+async fn presence_shows_address_and_port_both_ways() {
+    let cluster = TestCluster::start().await;
+    let mut amy = cluster.user("amy").await;
+    let bo = cluster.user("bo").await;
+    bo.client.add_friend(amy.id).await.unwrap();
+    amy.client
+        .resolve_friend_request(bo.id, FriendDecision::Accept)
+        .await
+        .unwrap();
+
+    // bo goes offline and comes back: amy sees both, with bo's address.
+    bo.client.logout().await.unwrap();
+    let bo_id = bo.id;
+    amy.wait_for("bo offline", |e| match e {
+        ClientEvent::Presence {
+            user,
+            presence: Presence::Offline,
+        } if *user == bo_id => Some(()),
+        _ => None,
+    })
+    .await;
+    let mut bo = cluster.client_in(bo.dir.clone()).await;
+    let bundle = bo.login("bo").await;
+    let seen = amy
+        .wait_for("bo online", |e| match e {
+            ClientEvent::Presence {
+                user,
+                presence: Presence::Online(addr),
+            } if *user == bo_id => Some(*addr),
+            _ => None,
+        })
+        .await;
+    assert_eq!(seen.ip().to_string(), "127.0.0.1");
+    assert_ne!(seen.port(), 0);
+    // And bo's login shows amy online with hers.
+    let amy_seen = bundle.friends.iter().find(|f| f.user.id == amy.id).unwrap();
+    let Presence::Online(addr) = amy_seen.presence else {
+        panic!("amy shows offline")
+    };
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), seen.port(), "two connections, two ports");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_with_a_clear_error() {
+    let cluster = TestCluster::start_with(|o| o.gateway.searches_per_minute = 1).await;
+    let amy = cluster.user("amy").await;
+    let mut limited = None;
+    for _ in 0..40 {
+        if let Err(err) = amy.client.search("a").await {
+            limited = Some(err);
+            break;
+        }
+    }
+    let err = limited.expect("the search limit was never reached");
+    assert_eq!(err.code(), Some(ErrorCode::RateLimited));
+    assert!(err.to_string().contains("too many searches"), "{err}");
+}
