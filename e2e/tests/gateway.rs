@@ -1,0 +1,183 @@
+//! The gateway's rules at the protocol level, with a raw connection instead of client-core:
+//! what is allowed before login, timeouts, caps, and bad input that must not hurt others.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::time::Duration;
+
+use e2e::TestCluster;
+use protocol::message::{
+    ClientMessage, ErrorCode, Field, Register, Request, Response, ServerMessage, Sex,
+};
+use protocol::{KeyPair, SecureConnection, ServerCertificate};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+type Conn = SecureConnection<TcpStream>;
+
+async fn connect(cluster: &TestCluster) -> (Conn, ServerCertificate) {
+    let stream = TcpStream::connect(cluster.addr()).await.unwrap();
+    SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
+        .await
+        .unwrap()
+}
+
+async fn ask(
+    conn: &mut Conn,
+    id: u64,
+    body: Request,
+) -> Result<Response, protocol::message::Error> {
+    conn.write_message(&ClientMessage::Request { id, body })
+        .await
+        .unwrap();
+    loop {
+        match conn.read_message::<ServerMessage>().await.unwrap() {
+            Some(ServerMessage::Response { id: got, result }) if got == id => return result,
+            Some(_) => continue,
+            None => panic!("the server closed the connection"),
+        }
+    }
+}
+
+/// Whether the server closes `stream` within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.is_ok()
+}
+
+fn register(name: &str, public_key: Vec<u8>) -> Request {
+    Request::Register(Register {
+        username: name.into(),
+        password: "pw".into(),
+        email: format!("{name}@example.com"),
+        sex: Sex::Female,
+        age: 20,
+        public_key: ByteBuf::from(public_key),
+    })
+}
+
+#[tokio::test]
+async fn only_register_login_and_ping_before_login() {
+    let cluster = TestCluster::start().await;
+    let (mut conn, certificate) = connect(&cluster).await;
+    assert_eq!(
+        ask(&mut conn, 1, Request::Ping { nonce: 7 }).await,
+        Ok(Response::Pong { nonce: 7 })
+    );
+    let refused = ask(&mut conn, 2, Request::Contacts).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::NotLoggedIn);
+
+    // A key that is not an element of the group is refused at the gateway, field by field.
+    let refused = ask(&mut conn, 3, register("zed", vec![0; 256]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidField);
+    assert_eq!(refused.fields[0].field, Field::PublicKey);
+
+    // Registration hands back the server's certificate, the one the handshake presented.
+    let keys = KeyPair::generate().unwrap();
+    let registered = ask(
+        &mut conn,
+        4,
+        register("zed", keys.public().as_bytes().to_vec()),
+    )
+    .await
+    .unwrap();
+    let Response::Registered {
+        server_certificate, ..
+    } = registered
+    else {
+        panic!("{registered:?}")
+    };
+    assert_eq!(
+        server_certificate.as_slice(),
+        certificate.encode().as_slice()
+    );
+}
+
+#[tokio::test]
+async fn slow_handshakes_and_idle_connections_are_closed() {
+    let cluster = TestCluster::start_with(|o| {
+        o.gateway.handshake_timeout_ms = 300;
+        o.gateway.idle_timeout_ms = 500;
+    })
+    .await;
+    let mut silent = TcpStream::connect(cluster.addr()).await.unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(5)).await,
+        "handshake timeout"
+    );
+
+    let (mut idle, _) = connect(&cluster).await;
+    let gone =
+        tokio::time::timeout(Duration::from_secs(5), idle.read_message::<ServerMessage>()).await;
+    assert!(
+        matches!(gone, Ok(Ok(None)) | Ok(Err(_))),
+        "idle timeout: {gone:?}"
+    );
+
+    // Pings keep a connection alive past the idle time.
+    let (mut busy, _) = connect(&cluster).await;
+    for n in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(ask(&mut busy, n, Request::Ping { nonce: n }).await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let cluster = TestCluster::start_with(|o| o.gateway.max_connections_per_ip = 2).await;
+    let (_a, _) = connect(&cluster).await;
+    let (_b, _) = connect(&cluster).await;
+    let mut third = TcpStream::connect(cluster.addr()).await.unwrap();
+    assert!(closed_within(&mut third, Duration::from_secs(5)).await);
+    drop((_a, _b));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut again, _) = connect(&cluster).await;
+    assert!(ask(&mut again, 1, Request::Ping { nonce: 1 }).await.is_ok());
+}
+
+#[tokio::test]
+async fn garbage_ends_only_its_own_connection() {
+    let cluster = TestCluster::start().await;
+    let (mut good, _) = connect(&cluster).await;
+
+    // Not our protocol at all.
+    let mut junk = TcpStream::connect(cluster.addr()).await.unwrap();
+    junk.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut junk, Duration::from_secs(5)).await);
+
+    // A good handshake, then bytes that are not a frame.
+    let mut raw = TcpStream::connect(cluster.addr()).await.unwrap();
+    let handshake = protocol::handshake::ClientHandshake::new(None).unwrap();
+    raw.write_all(handshake.hello()).await.unwrap();
+    let mut flight = Vec::new();
+    let len = loop {
+        if let Some(len) = protocol::handshake::ClientHandshake::flight_len(&flight).unwrap() {
+            break len;
+        }
+        let mut buf = [0u8; 4096];
+        let n = raw.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed during the handshake");
+        flight.extend_from_slice(&buf[..n]);
+    };
+    handshake.finish(&flight[..len]).unwrap();
+    raw.write_all(&[0xff; 4096]).await.unwrap();
+    assert!(closed_within(&mut raw, Duration::from_secs(5)).await);
+
+    assert!(
+        ask(&mut good, 1, Request::Ping { nonce: 1 }).await.is_ok(),
+        "others are unaffected"
+    );
+}
