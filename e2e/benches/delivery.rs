@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use client_core::{ClientEvent, plain, text_of};
 use e2e::TestCluster;
-use protocol::message::FriendDecision;
 
 #[tokio::main]
 async fn main() {
@@ -39,15 +38,8 @@ async fn main() {
     for p in 0..pairs {
         let a = cluster.user(&format!("s{p}")).await;
         let b = cluster.user(&format!("r{p}")).await;
-        a.client.add_friend(b.id).await.unwrap();
-        let friend = b
-            .client
-            .resolve_friend_request(a.id, FriendDecision::Accept)
-            .await
-            .unwrap()
-            .unwrap();
-        a.client.refresh_contacts().await.unwrap();
-        senders.push((a, friend.conversation));
+        let conversation = e2e::befriend(&a, &b).await;
+        senders.push((a, conversation));
         receivers.push(b);
     }
     println!("{pairs} pairs, {in_flight} in flight per sender, {seconds} s");

@@ -222,3 +222,22 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> protocol::mes
         Ok(value) => panic!("expected an error, got {value:?}"),
     }
 }
+
+/// Makes `a` and `b` friends (`a` asks, `b` accepts); returns their conversation.
+pub async fn befriend(a: &TestClient, b: &TestClient) -> protocol::ConversationId {
+    a.client
+        .add_friend(b.id)
+        .await
+        .unwrap_or_else(|e| panic!("add friend: {e}"));
+    let friend = b
+        .client
+        .resolve_friend_request(a.id, protocol::message::FriendDecision::Accept)
+        .await
+        .unwrap_or_else(|e| panic!("accept: {e}"))
+        .unwrap_or_else(|| panic!("accepting gave no friend"));
+    a.client
+        .refresh_contacts()
+        .await
+        .unwrap_or_else(|e| panic!("contacts: {e}"));
+    friend.conversation
+}

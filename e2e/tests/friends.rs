@@ -82,16 +82,9 @@ async fn deleting_a_friend_removes_both_sides_live() {
     let cluster = TestCluster::start().await;
     let amy = cluster.user("amy").await;
     let mut bo = cluster.user("bo").await;
-    amy.client.add_friend(bo.id).await.unwrap();
-    let friend = bo
-        .client
-        .resolve_friend_request(amy.id, FriendDecision::Accept)
-        .await
-        .unwrap()
-        .unwrap();
-    amy.client.refresh_contacts().await.unwrap();
+    let conversation = e2e::befriend(&amy, &bo).await;
     amy.client
-        .send_text(friend.conversation, client_core::plain("hi"))
+        .send_text(conversation, client_core::plain("hi"))
         .await
         .unwrap();
 
@@ -113,7 +106,7 @@ async fn deleting_a_friend_removes_both_sides_live() {
     );
     let refused = amy
         .client
-        .send_text(friend.conversation, client_core::plain("still there?"))
+        .send_text(conversation, client_core::plain("still there?"))
         .await;
     assert!(refused.is_err());
 }

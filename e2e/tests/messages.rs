@@ -7,23 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use client_core::{ClientEvent, plain, text_of};
-use e2e::{TestClient, TestCluster, code};
-use protocol::ConversationId;
+use e2e::{TestCluster, befriend, code};
 use protocol::e2e::{Body, Content, ImageFormat, StyledText};
-use protocol::message::{ErrorCode, FriendDecision};
-
-/// Makes `a` and `b` friends; returns their conversation.
-async fn befriend(a: &TestClient, b: &TestClient) -> ConversationId {
-    a.client.add_friend(b.id).await.unwrap();
-    let friend = b
-        .client
-        .resolve_friend_request(a.id, FriendDecision::Accept)
-        .await
-        .unwrap()
-        .unwrap();
-    a.client.refresh_contacts().await.unwrap();
-    friend.conversation
-}
+use protocol::message::ErrorCode;
 
 #[tokio::test]
 async fn styled_text_and_an_image_recognised_by_its_bytes() {
