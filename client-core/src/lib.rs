@@ -49,6 +49,12 @@ pub const INLINE_MAX: usize = 32 * 1024;
 /// How often an idle connection pings (the server closes after 60 s of silence).
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 
+/// First wait before a reconnection attempt; it doubles up to [`RECONNECT_MAX_DELAY`].
+pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(100);
+
+/// How often a transfer waiting for the connection checks whether it is back.
+pub const RECONNECT_POLL: Duration = Duration::from_millis(100);
+
 /// Longest wait between reconnection attempts.
 pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
 
@@ -1013,7 +1019,7 @@ impl Client {
                     "the connection did not come back".into(),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(RECONNECT_POLL).await;
         }
     }
 
@@ -1225,7 +1231,7 @@ async fn supervise(inner: Weak<Inner>) {
                 continue;
             }
         }
-        let mut delay = Duration::from_millis(100);
+        let mut delay = RECONNECT_FIRST_DELAY;
         loop {
             let Some(strong) = inner.upgrade() else {
                 return;

@@ -43,6 +43,39 @@ pub const EPHEMERAL_POOL: usize = 64;
 /// Longest a graceful shutdown waits for sessions to finish their requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most permits a tokio semaphore or channel can hold; limits from flags are clamped to it.
+const MAX_PERMITS: usize = Semaphore::MAX_PERMITS;
+
+/// Longest a connection to a service may take to open.
+pub const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause after a failed `accept` (out of file descriptors and the like), instead of spinning.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Tries at registering with account-svc at start-up, with growing pauses between them.
+pub const REGISTER_ATTEMPTS: u32 = 50;
+
+/// The first pause between registration tries; it doubles up to [`REGISTER_BACKOFF_MAX`].
+pub const REGISTER_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest pause between registration tries.
+pub const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// The shortest lease the gateway accepts (renewed at a third of it).
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+
+/// Registrations and logins one IP address may make at once before the rate applies.
+pub const AUTH_BURST: u32 = 10;
+
+/// Friend requests one user may make at once.
+pub const FRIEND_REQUEST_BURST: u32 = 10;
+
+/// Searches one user may make at once.
+pub const SEARCH_BURST: u32 = 20;
+
+/// Messages one user may send at once.
+pub const MESSAGE_BURST: u32 = 200;
+
 /// Why sessions are closed when the gateway stops (logged; clients reconnect).
 pub const SHUTTING_DOWN: &str = "the server is shutting down; reconnect shortly";
 
@@ -145,7 +178,7 @@ impl Services {
         let channel = |url: &str| -> anyhow::Result<Channel> {
             Ok(Endpoint::from_shared(url.to_owned())
                 .with_context(|| format!("bad service address {url}"))?
-                .connect_timeout(Duration::from_secs(5))
+                .connect_timeout(SERVICE_CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
                 .connect_lazy())
         };
@@ -174,19 +207,19 @@ impl Limits {
     fn new(config: &Config) -> Self {
         Self {
             auth: Limiter::new(Rate {
-                burst: 10,
+                burst: AUTH_BURST,
                 per_minute: config.auth_per_minute,
             }),
             friend_requests: Limiter::new(Rate {
-                burst: 10,
+                burst: FRIEND_REQUEST_BURST,
                 per_minute: config.friend_requests_per_minute,
             }),
             searches: Limiter::new(Rate {
-                burst: 20,
+                burst: SEARCH_BURST,
                 per_minute: config.searches_per_minute,
             }),
             messages: Limiter::new(Rate {
-                burst: 200,
+                burst: MESSAGE_BURST,
                 per_minute: config.messages_per_minute,
             }),
         }
@@ -324,7 +357,9 @@ pub async fn serve(
     let lease = register(&shared, &push_addr).await?;
     let renewer = tokio::spawn(renew_lease(shared.clone(), push_addr, lease));
 
-    let connections = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    let connections = Arc::new(Semaphore::new(
+        shared.config.max_connections.clamp(1, MAX_PERMITS),
+    ));
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -334,7 +369,7 @@ pub async fn serve(
                 Err(err) => {
                     // Out of file descriptors and the like: wait a moment rather than spin.
                     tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
@@ -379,7 +414,7 @@ pub async fn serve(
 
 /// Registers this gateway with account-svc, retrying while account-svc is starting.
 async fn register(shared: &Shared, push_addr: &str) -> anyhow::Result<Duration> {
-    let mut delay = Duration::from_millis(100);
+    let mut delay = REGISTER_BACKOFF;
     let mut attempts = 0;
     loop {
         let mut account = shared.services.account.clone();
@@ -389,15 +424,15 @@ async fn register(shared: &Shared, push_addr: &str) -> anyhow::Result<Duration> 
         };
         match account.register_gateway(request).await {
             Ok(response) => {
-                let lease = Duration::from_millis(response.into_inner().lease_ms.max(1000));
+                let lease = Duration::from_millis(response.into_inner().lease_ms).max(MIN_LEASE);
                 tracing::info!(gateway_id = %shared.gateway_id, push_addr, ?lease, "gateway registered");
                 return Ok(lease);
             }
-            Err(status) if attempts < 50 => {
+            Err(status) if attempts < REGISTER_ATTEMPTS => {
                 tracing::warn!(code = ?status.code(), "account-svc not ready; retrying");
                 attempts += 1;
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                delay = (delay * 2).min(REGISTER_BACKOFF_MAX);
             }
             Err(status) => {
                 anyhow::bail!("cannot register the gateway with account-svc: {status}")
@@ -420,7 +455,7 @@ async fn renew_lease(shared: Arc<Shared>, push_addr: String, mut lease: Duration
             .await;
         match renewed {
             Ok(response) => {
-                lease = Duration::from_millis(response.into_inner().lease_ms.max(1000));
+                lease = Duration::from_millis(response.into_inner().lease_ms).max(MIN_LEASE);
             }
             Err(status) if convert::service_code(&status) == ServiceCode::UnknownGateway => {
                 tracing::warn!("lease expired; registering again and closing sessions");

@@ -27,8 +27,9 @@ pub struct SendQueue(mpsc::Sender<(SendRequest, Reply)>);
 impl SendQueue {
     /// Starts the task: batches of at most `batch_max`, each call bounded by `timeout`.
     pub fn start(client: MessageClient<Channel>, batch_max: usize, timeout: Duration) -> Self {
-        let (queue, jobs) = mpsc::channel(batch_max.max(1) * SEND_CALLS_IN_FLIGHT);
-        tokio::spawn(run(client, jobs, batch_max.max(1), timeout));
+        let batch_max = batch_max.clamp(1, Semaphore::MAX_PERMITS / SEND_CALLS_IN_FLIGHT);
+        let (queue, jobs) = mpsc::channel(batch_max * SEND_CALLS_IN_FLIGHT);
+        tokio::spawn(run(client, jobs, batch_max, timeout));
         Self(queue)
     }
 

@@ -92,7 +92,12 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         }
     };
     let (mut reader, writer) = connection.split(TcpStream::into_split);
-    let (outbound, queue) = mpsc::channel(shared.config.outbound_queue.max(1));
+    let (outbound, queue) = mpsc::channel(
+        shared
+            .config
+            .outbound_queue
+            .clamp(1, Semaphore::MAX_PERMITS),
+    );
     let idle = Duration::from_millis(shared.config.idle_timeout_ms);
     let writer = tokio::spawn(write_loop(writer, queue, idle));
     let (close, mut closed) = watch::channel(None::<String>);
@@ -103,7 +108,9 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         outbound,
         close,
     });
-    let in_flight = Arc::new(Semaphore::new(shared.config.max_in_flight.max(1)));
+    let in_flight = Arc::new(Semaphore::new(
+        shared.config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let mut stopping = shared.stopping.clone();
     let mut session: Option<Session> = None;
 
@@ -187,7 +194,8 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         tracing::info!(user = current.user, %peer, "logged out");
     }
     // Let started requests answer, then the writer sends what is queued and closes.
-    let all = u32::try_from(shared.config.max_in_flight.max(1)).unwrap_or(u32::MAX);
+    let all = u32::try_from(shared.config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS))
+        .unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(crate::DRAIN_TIMEOUT, in_flight.acquire_many(all)).await;
     drop(conn);
     let _ = tokio::time::timeout(crate::DRAIN_TIMEOUT, writer).await;
