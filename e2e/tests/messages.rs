@@ -30,6 +30,10 @@ async fn styled_text_and_an_image_recognised_by_its_bytes() {
     let got = bo.wait_for_text("two\nlines").await;
     assert_eq!(got.body, Body::Text(styled));
     assert_eq!(got.sender, amy.id);
+    // Both sides compute the same safety number from the keys they hold.
+    let seen_by_amy = amy.client.safety_number(bo.id).await.unwrap();
+    assert_eq!(seen_by_amy, bo.client.safety_number(amy.id).await.unwrap());
+    assert_eq!(seen_by_amy.split(' ').count(), 12);
 
     // A PNG named like anything else is still an image.
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -322,6 +326,14 @@ async fn a_restart_loses_nothing_and_the_database_holds_no_plaintext() {
     assert_eq!(texts, [secret, "after the restart"]);
 
     cluster.stop().await;
+    // With the server gone, history still shows, from the local store.
+    let offline = bo
+        .client
+        .history(conversation, protocol::Seq(0), 10)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = offline.iter().filter_map(|m| text_of(&m.body)).collect();
+    assert_eq!(texts, [secret, "after the restart"]);
     let mut stored = std::fs::read(cluster.database_file()).unwrap();
     let wal = cluster.database_file().with_extension("db-wal");
     stored.extend(std::fs::read(wal).unwrap_or_default());
