@@ -344,3 +344,45 @@ async fn a_restart_loses_nothing_and_the_database_holds_no_plaintext() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_swapped_by_the_server_is_noticed() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let cluster = TestCluster::start().await;
+    let amy = cluster.user("amy").await;
+    let bo = cluster.user("bo").await;
+    befriend(&amy, &bo).await;
+    let before = amy.client.safety_number(bo.id).await.unwrap();
+
+    // A malicious (or compromised) server hands out another key for bo.
+    let db = sea_orm::Database::connect(format!(
+        "sqlite://{}?mode=rw",
+        cluster.database_file().display()
+    ))
+    .await
+    .unwrap();
+    let impostor = protocol::KeyPair::generate().unwrap();
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "UPDATE users SET public_key = ? WHERE id = ?",
+        [
+            impostor.public().as_bytes().to_vec().into(),
+            i64::try_from(bo.id.0).unwrap().into(),
+        ],
+    ))
+    .await
+    .unwrap();
+    drop(db);
+
+    let mut again = cluster.client_in(amy.dir.clone()).await;
+    again.login("amy").await;
+    let bo_id = bo.id;
+    again
+        .wait_for("key changed", |e| match e {
+            ClientEvent::KeyChanged { user } if *user == bo_id => Some(()),
+            _ => None,
+        })
+        .await;
+    assert_ne!(again.client.safety_number(bo.id).await.unwrap(), before);
+}
