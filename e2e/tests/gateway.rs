@@ -181,3 +181,104 @@ async fn garbage_ends_only_its_own_connection() {
         "others are unaffected"
     );
 }
+
+/// Registers and logs in `name` over a raw connection; returns it and the user's id.
+async fn raw_user(cluster: &TestCluster, name: &str) -> (Conn, protocol::UserId) {
+    let (mut conn, _) = connect(cluster).await;
+    let keys = KeyPair::generate().unwrap();
+    let registered = ask(
+        &mut conn,
+        1,
+        register(name, keys.public().as_bytes().to_vec()),
+    )
+    .await
+    .unwrap();
+    let Response::Registered { user, .. } = registered else {
+        panic!("{registered:?}")
+    };
+    let login = Request::Login(protocol::message::Login {
+        username: name.into(),
+        password: "pw".into(),
+    });
+    ask(&mut conn, 2, login).await.unwrap();
+    (conn, user)
+}
+
+#[tokio::test]
+async fn a_reader_that_falls_behind_is_closed_and_syncs_everything_later() {
+    let cluster = TestCluster::start_with(|o| {
+        o.gateway.outbound_queue = 4;
+        o.gateway.messages_per_minute = u32::MAX;
+    })
+    .await;
+    let (mut amy, amy_id) = raw_user(&cluster, "amy").await;
+    let (mut bo, bo_id) = raw_user(&cluster, "bo").await;
+    ask(&mut amy, 3, Request::AddFriend { user: bo_id })
+        .await
+        .unwrap();
+    let accepted = ask(
+        &mut bo,
+        3,
+        Request::ResolveFriendRequest {
+            from: amy_id,
+            decision: protocol::message::FriendDecision::Accept,
+        },
+    )
+    .await
+    .unwrap();
+    let Response::Friend(friend) = accepted else {
+        panic!("{accepted:?}")
+    };
+    // bo stops reading. amy sends far more than the socket buffers and the queue hold.
+    let count = 60u64;
+    for n in 0..count {
+        let send = Request::SendMessage(protocol::message::SendMessage {
+            conversation: friend.conversation,
+            client_msg_id: protocol::ClientMsgId([n as u8; 16]),
+            envelope: ByteBuf::from(vec![n as u8; 200 * 1024]),
+        });
+        assert!(
+            ask(&mut amy, 10 + n, send).await.is_ok(),
+            "amy's sends are not held up"
+        );
+    }
+    // bo's session was closed rather than waited for.
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match bo.read_message::<ServerMessage>().await {
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "bo's connection is closed");
+
+    // Nothing was lost: a new session syncs every message.
+    let (mut again, _) = connect(&cluster).await;
+    let login = Request::Login(protocol::message::Login {
+        username: "bo".into(),
+        password: "pw".into(),
+    });
+    ask(&mut again, 1, login).await.unwrap();
+    let mut seqs = Vec::new();
+    let mut cursor = protocol::Seq(0);
+    for id in 2.. {
+        let sync = Request::Sync {
+            cursors: vec![protocol::message::Cursor {
+                conversation: friend.conversation,
+                seq: cursor,
+            }],
+            limit: 0,
+        };
+        let Response::Messages { messages, more } = ask(&mut again, id, sync).await.unwrap() else {
+            panic!("not messages")
+        };
+        seqs.extend(messages.iter().map(|m| m.seq.0));
+        cursor = messages.last().map_or(cursor, |m| m.seq);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=count).collect::<Vec<_>>());
+}

@@ -64,6 +64,10 @@ pub struct Config {
     /// Most messages one sync page returns. Default 500.
     #[arg(long, env = "UCHAT_SYNC_PAGE_MAX", default_value_t = 500)]
     pub sync_page_max: u32,
+    /// Most bytes of envelopes one sync or history page returns. Default 786432 (768 KiB):
+    /// a page fits one gRPC message and one client frame (1 MiB).
+    #[arg(long, env = "UCHAT_PAGE_MAX_BYTES", default_value_t = 768 * 1024)]
+    pub page_max_bytes: usize,
     /// Most messages one history page returns. Default 200.
     #[arg(long, env = "UCHAT_HISTORY_PAGE_MAX", default_value_t = 200)]
     pub history_page_max: u32,
@@ -82,6 +86,7 @@ impl Default for Config {
             max_open_uploads: 8,
             sync_page_max: 500,
             history_page_max: 200,
+            page_max_bytes: 768 * 1024,
         }
     }
 }

@@ -120,15 +120,18 @@ impl Message for MessageRpc {
     async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
         let request = request.into_inner();
         let user = id(request.user_id, "user id")?;
-        let mut remaining = limit(request.limit, self.config.sync_page_max);
+        let mut budget = store::PageBudget::new(
+            limit(request.limit, self.config.sync_page_max),
+            self.config.page_max_bytes,
+        );
         let conversations = user_conversations(&self.db, user)
             .await
             .map_err(Error::from)?;
         let mut messages = Vec::new();
         let mut more = false;
-        for (at, conversation) in conversations.iter().enumerate() {
-            if remaining == 0 {
-                more = more || at < conversations.len();
+        for conversation in &conversations {
+            if budget.is_spent() {
+                more = true;
                 break;
             }
             let cursor = request
@@ -137,10 +140,9 @@ impl Message for MessageRpc {
                 .find(|c| c.conversation_id == wire_id(*conversation))
                 .and_then(|c| db_id(c.seq))
                 .unwrap_or(0);
-            let (rows, more_here) = store::after(&self.db, *conversation, cursor, remaining)
+            let (rows, more_here) = store::page_after(&self.db, *conversation, cursor, &mut budget)
                 .await
                 .map_err(Error::from)?;
-            remaining = remaining.saturating_sub(rows.len() as u64);
             more = more || more_here;
             messages.extend(rows.into_iter().map(store::to_wire));
         }
@@ -170,14 +172,13 @@ impl Message for MessageRpc {
         let conversation = id(request.conversation_id, "conversation id")?;
         self.authorise(user, conversation).await?;
         let before = db_id(request.before).ok_or(Error::Invalid("seq"))?;
-        let (rows, more) = store::before(
-            &self.db,
-            conversation,
-            before,
+        let mut budget = store::PageBudget::new(
             limit(request.limit, self.config.history_page_max),
-        )
-        .await
-        .map_err(Error::from)?;
+            self.config.page_max_bytes,
+        );
+        let (rows, more) = store::page_before(&self.db, conversation, before, &mut budget)
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(HistoryResponse {
             messages: rows.into_iter().map(store::to_wire).collect(),
             more,

@@ -20,6 +20,99 @@ pub fn to_wire(row: chat_history::Model) -> StoredMessage {
     }
 }
 
+/// Rows read per query while a page is filled by size.
+pub const FETCH_ROWS: u64 = 32;
+
+/// Bytes counted for each message of a page besides its envelope (ids, seq, time, framing).
+pub const MESSAGE_OVERHEAD: usize = 64;
+
+/// What a page of messages may still take: a number of messages and a number of bytes, so a
+/// page of large envelopes stays within one gRPC message and one client frame.
+#[derive(Debug, Clone, Copy)]
+pub struct PageBudget {
+    /// Messages left.
+    pub rows: u64,
+    /// Bytes left.
+    pub bytes: usize,
+    taken: bool,
+}
+
+impl PageBudget {
+    /// A page of at most `rows` messages and `bytes` bytes.
+    pub fn new(rows: u64, bytes: usize) -> Self {
+        Self {
+            rows,
+            bytes,
+            taken: false,
+        }
+    }
+
+    /// Whether nothing more fits.
+    pub fn is_spent(&self) -> bool {
+        self.rows == 0 || (self.taken && self.bytes == 0)
+    }
+
+    /// Takes `row` if it fits; the first row of a page always fits, so paging progresses.
+    fn take(&mut self, row: &chat_history::Model) -> bool {
+        let size = row.envelope.len() + MESSAGE_OVERHEAD;
+        if self.rows == 0 || (self.taken && size > self.bytes) {
+            return false;
+        }
+        self.rows -= 1;
+        self.bytes = self.bytes.saturating_sub(size);
+        self.taken = true;
+        true
+    }
+}
+
+/// Messages of `conversation` after `after` in seq order, as many as `budget` allows, and
+/// whether more follow.
+pub async fn page_after(
+    db: &impl ConnectionTrait,
+    conversation: i64,
+    mut after: i64,
+    budget: &mut PageBudget,
+) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
+    let mut page = Vec::new();
+    loop {
+        let (rows, more) = self::after(db, conversation, after, FETCH_ROWS).await?;
+        for row in rows {
+            if !budget.take(&row) {
+                return Ok((page, true));
+            }
+            after = row.seq;
+            page.push(row);
+        }
+        if !more {
+            return Ok((page, false));
+        }
+    }
+}
+
+/// Messages of `conversation` before `before` (0: from the newest), newest first, as many as
+/// `budget` allows, and whether more follow.
+pub async fn page_before(
+    db: &impl ConnectionTrait,
+    conversation: i64,
+    mut before: i64,
+    budget: &mut PageBudget,
+) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
+    let mut page = Vec::new();
+    loop {
+        let (rows, more) = self::before(db, conversation, before, FETCH_ROWS).await?;
+        for row in rows {
+            if !budget.take(&row) {
+                return Ok((page, true));
+            }
+            before = row.seq;
+            page.push(row);
+        }
+        if !more {
+            return Ok((page, false));
+        }
+    }
+}
+
 /// Up to `limit` messages of `conversation` after `after`, in seq order, and whether more
 /// follow.
 pub async fn after(

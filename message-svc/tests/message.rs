@@ -22,6 +22,9 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
+/// The page size in bytes of the test stack: three 1,000-byte envelopes with their overhead.
+const PAGE_MAX_BYTES: usize = 3 * (1000 + message_svc::store::MESSAGE_OVERHEAD);
+
 /// The attachment limit of the test stack: three chunks and a bit.
 const MAX_ATTACHMENT: u64 = 3 * CHUNK_LEN as u64 + 100;
 
@@ -59,6 +62,7 @@ async fn start(db: DatabaseConnection) -> Stack {
     let config = message_svc::Config {
         max_envelope_bytes: 1024,
         sync_page_max: 50,
+        page_max_bytes: PAGE_MAX_BYTES,
         max_attachment_bytes: MAX_ATTACHMENT,
         ..message_svc::Config::default()
     };
@@ -735,5 +739,62 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
             "{}",
             status.message()
         );
+    }
+}
+
+#[tokio::test]
+async fn pages_of_large_messages_are_cut_by_size() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (lu, mo) = (stack.user("lu", false).await, stack.user("mo", false).await);
+        let conversation = stack.befriend(lu, mo).await;
+        for id in 1..=10u8 {
+            stack
+                .message
+                .send(SendRequest {
+                    sender_id: lu,
+                    conversation_id: conversation,
+                    client_msg_id: vec![id; 16],
+                    envelope: vec![id; 1000],
+                })
+                .await
+                .unwrap();
+        }
+        let mut cursor = 0;
+        let mut pages = Vec::new();
+        loop {
+            let page = stack
+                .message
+                .sync(SyncRequest {
+                    user_id: mo,
+                    cursors: vec![Cursor {
+                        conversation_id: conversation,
+                        seq: cursor,
+                    }],
+                    limit: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            cursor = page.messages.last().map_or(cursor, |m| m.seq);
+            pages.push(page.messages.len());
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(pages, [3, 3, 3, 1], "{}", test.backend);
+        let history = stack
+            .message
+            .history(HistoryRequest {
+                user_id: mo,
+                conversation_id: conversation,
+                before: 0,
+                limit: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let seqs: Vec<u64> = history.messages.iter().map(|m| m.seq).collect();
+        assert_eq!((seqs, history.more), (vec![10, 9, 8], true));
     }
 }
