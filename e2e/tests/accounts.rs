@@ -130,3 +130,31 @@ async fn rate_limits_answer_with_a_clear_error() {
     assert_eq!(err.code(), Some(ErrorCode::RateLimited));
     assert!(err.to_string().contains("too many searches"), "{err}");
 }
+
+#[tokio::test]
+async fn the_gateway_keeps_its_lease_so_sessions_stay_online() {
+    // A lease of 600 ms swept every 100 ms: only renewals keep amy online.
+    let cluster = TestCluster::start_with(|o| {
+        o.account.lease_ms = 600;
+        o.account.lease_sweep_ms = 100;
+    })
+    .await;
+    let amy = cluster.user("amy").await;
+    let bo = cluster.user("bo").await;
+    bo.client.add_friend(amy.id).await.unwrap();
+    amy.client
+        .resolve_friend_request(bo.id, FriendDecision::Accept)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let contacts = bo.client.refresh_contacts().await.unwrap();
+    let seen = contacts
+        .friends
+        .iter()
+        .find(|f| f.user.id == amy.id)
+        .unwrap();
+    assert!(
+        matches!(seen.presence, Presence::Online(_)),
+        "amy was swept offline"
+    );
+}
