@@ -30,8 +30,8 @@ use protocol::message::{
     StoredMessage, UserSummary,
 };
 use protocol::{
-    AttachmentId, ClientMsgId, ConversationId, Fingerprint, KeyPair, PublicKey, RoomId, Seq,
-    ServerCertificate, Timestamp, UserId,
+    ClientMsgId, ConversationId, Fingerprint, KeyPair, PublicKey, RoomId, Seq, ServerCertificate,
+    Timestamp, UserId,
 };
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
@@ -1035,7 +1035,8 @@ impl Client {
             .try_into()
             .map_err(|_| ClientError::Invalid("the attachment's key is malformed".into()))?;
         let key = ContentKey::from_bytes(key_bytes);
-        let mut plain = Vec::with_capacity(usize::try_from(attachment.size).unwrap_or(0));
+        // The size comes from another user's message: allocate by what arrives, never by it.
+        let mut plain = Vec::with_capacity(SEALED_CHUNK_LEN);
         let mut offset = 0u64;
         let mut index = 0u64;
         loop {
@@ -1052,6 +1053,11 @@ impl Client {
                 break;
             }
             plain.extend(key.open_chunk(index, &data)?);
+            if plain.len() as u64 > attachment.size {
+                return Err(ClientError::Invalid(
+                    "the server sent more than the file's size".into(),
+                ));
+            }
             offset += data.len() as u64;
             index += 1;
             progress(offset, total);
@@ -1284,21 +1290,6 @@ pub fn plain(text: &str) -> StyledText {
         text: text.to_owned(),
         font_size: 12,
         color: [0, 0, 0],
-    }
-}
-
-/// The ids of the attachment referenced by a body, if any.
-pub fn attachment_of(body: &Body) -> Option<AttachmentId> {
-    match body {
-        Body::Image {
-            content: Content::Attachment(a),
-            ..
-        }
-        | Body::File {
-            content: Content::Attachment(a),
-            ..
-        } => Some(a.id),
-        _ => None,
     }
 }
 
