@@ -9,27 +9,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use protocol::message::{Event, ServerMessage};
 use tokio::sync::{mpsc, watch};
 
-/// How a session is reached: its outbound queue and its close signal.
+/// A connection's way out: its bounded queue to the writer, and its close signal.
 #[derive(Debug, Clone)]
-pub struct SessionHandle {
-    /// The connection's number on this gateway (told apart from a later one of the user).
-    pub connection: u64,
-    /// The epoch account-svc gave this login.
-    pub epoch: u64,
-    /// Messages for the client; bounded, and a full queue closes the session.
-    pub outbound: mpsc::Sender<ServerMessage>,
-    /// Set to `Some(reason)` to close the session after telling the client.
+pub struct Outbound {
+    /// Messages for the client.
+    pub queue: mpsc::Sender<ServerMessage>,
+    /// Set to `Some(reason)` to close the connection.
     pub close: watch::Sender<Option<String>>,
 }
 
-impl SessionHandle {
+impl Outbound {
     /// Queues `message` without waiting. A reader too slow to keep its queue below the bound
     /// is closed: its messages stay stored and it syncs when it reconnects.
     pub fn push(&self, message: ServerMessage) -> bool {
-        match self.outbound.try_send(message) {
+        match self.queue.try_send(message) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close.send_replace(Some(SLOW_READER.to_owned()));
+                self.end(SLOW_READER);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -37,7 +33,7 @@ impl SessionHandle {
     }
 
     /// Closes the connection without a `Kicked` event: the client reconnects by itself
-    /// (the gateway is stopping, or lost its lease).
+    /// (the gateway is stopping, lost its lease, or the client fell behind).
     pub fn end(&self, reason: &str) {
         self.close.send_replace(Some(reason.to_owned()));
     }
@@ -45,11 +41,22 @@ impl SessionHandle {
     /// Tells the client why and closes the session; the client does not reconnect.
     pub fn kick(&self, reason: &str) {
         // The event goes first; the session closes once its writer has sent it.
-        let _ = self.outbound.try_send(ServerMessage::Event(Event::Kicked {
+        let _ = self.queue.try_send(ServerMessage::Event(Event::Kicked {
             reason: reason.to_owned(),
         }));
-        self.close.send_replace(Some(reason.to_owned()));
+        self.end(reason);
     }
+}
+
+/// How a logged-in session is reached.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// The connection's number on this gateway (told apart from a later one of the user).
+    pub connection: u64,
+    /// The epoch account-svc gave this login.
+    pub epoch: u64,
+    /// Its way out.
+    pub outbound: Outbound,
 }
 
 /// Why a session is closed when its user logs in again (on this gateway or another).

@@ -394,7 +394,7 @@ pub async fn serve(
     tracing::info!(sessions = hub.len(), "gateway stopping; draining sessions");
     stop.send_replace(true);
     for session in hub.all() {
-        session.end(SHUTTING_DOWN);
+        session.outbound.end(SHUTTING_DOWN);
     }
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while sessions.join_next().await.is_some() {}
@@ -460,7 +460,9 @@ async fn renew_lease(shared: Arc<Shared>, push_addr: String, mut lease: Duration
             Err(status) if convert::service_code(&status) == ServiceCode::UnknownGateway => {
                 tracing::warn!("lease expired; registering again and closing sessions");
                 for session in shared.hub.all() {
-                    session.end("the server lost track of this session");
+                    session
+                        .outbound
+                        .end("the server lost track of this session");
                 }
                 if let Ok(renewed) = register(&shared, &push_addr).await {
                     lease = renewed;

@@ -47,7 +47,10 @@ impl Push for PushService {
             let Some(message) = delivery.message.and_then(convert::message) else {
                 continue;
             };
-            if session.push(ServerMessage::Event(Event::Message(message))) {
+            if session
+                .outbound
+                .push(ServerMessage::Event(Event::Message(message)))
+            {
                 count += 1;
             }
         }
@@ -63,7 +66,7 @@ impl Push for PushService {
             user = request.target.map(|t| t.user_id),
             "session replaced by a login elsewhere"
         );
-        session.kick(&request.reason);
+        session.outbound.kick(&request.reason);
         Ok(accepted(1))
     }
 
@@ -94,7 +97,7 @@ impl Push for PushService {
                 },
                 None => continue,
             };
-            if session.push(ServerMessage::Event(event)) {
+            if session.outbound.push(ServerMessage::Event(event)) {
                 count += 1;
             }
         }

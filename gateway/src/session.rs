@@ -32,7 +32,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::Shared;
 use crate::convert::{self, status_to_error, unavailable};
-use crate::hub::SessionHandle;
+use crate::hub::{Outbound, SessionHandle};
 
 /// Bytes queued for one write before the writer flushes, so a burst goes out in few writes.
 const FLUSH_AT: usize = 256 * 1024;
@@ -66,8 +66,7 @@ struct Conn {
     shared: Arc<Shared>,
     id: u64,
     peer: SocketAddr,
-    outbound: mpsc::Sender<ServerMessage>,
-    close: watch::Sender<Option<String>>,
+    outbound: Outbound,
 }
 
 /// Runs one client connection to its end.
@@ -105,8 +104,10 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         shared: shared.clone(),
         id: random_u63(),
         peer,
-        outbound,
-        close,
+        outbound: Outbound {
+            queue: outbound,
+            close,
+        },
     });
     let in_flight = Arc::new(Semaphore::new(
         shared.config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
@@ -147,11 +148,10 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         connection: conn.id,
                         epoch: logged_in.epoch,
                         outbound: conn.outbound.clone(),
-                        close: conn.close.clone(),
                     };
                     let previous = shared.hub.insert(logged_in.user, handle);
                     if let Some(previous) = previous.filter(|p| p.connection != conn.id) {
-                        previous.kick(crate::hub::SIGNED_IN_ELSEWHERE);
+                        previous.outbound.kick(crate::hub::SIGNED_IN_ELSEWHERE);
                     }
                     tracing::info!(user = logged_in.user, %peer, "logged in");
                     conn.answer(id, Ok(Response::LoggedIn(bundle)));
@@ -272,12 +272,7 @@ fn fit_page(messages: &mut Vec<StoredMessage>, max_frame_len: usize) -> bool {
 impl Conn {
     /// Queues the answer to request `id`.
     fn answer(&self, id: u64, result: Result<Response, Error>) {
-        let message = ServerMessage::Response { id, result };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(message) {
-            tracing::debug!(peer = %self.peer, "outbound queue full; closing");
-            self.close
-                .send_replace(Some(crate::hub::SLOW_READER.to_owned()));
-        }
+        self.outbound.push(ServerMessage::Response { id, result });
     }
 
     fn peer_addr(&self) -> PeerAddr {
