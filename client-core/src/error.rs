@@ -34,6 +34,13 @@ pub enum ClientError {
     /// A key file could not be read or written.
     #[error(transparent)]
     KeyFile(#[from] protocol::KeyFileError),
+    /// The server is not in the known-servers file and the configuration asks the person to
+    /// accept its key first (compare the fingerprint with the one the server printed).
+    #[error("first connection to this server: its key's fingerprint is {fingerprint}")]
+    UnknownServer {
+        /// The fingerprint of the key the server presented.
+        fingerprint: protocol::Fingerprint,
+    },
     /// Something the caller asked that cannot be done.
     #[error("{0}")]
     Invalid(String),
@@ -52,5 +59,18 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Disconnected(_) | Self::Timeout)
             || self.code() == Some(protocol::message::ErrorCode::Unavailable)
+    }
+}
+
+impl ClientError {
+    /// The pinned and the presented fingerprints, when the server's key is not the one
+    /// pinned for it.
+    pub fn changed_server_key(&self) -> Option<(protocol::Fingerprint, protocol::Fingerprint)> {
+        match self {
+            Self::Connection(protocol::ConnectionError::Handshake(
+                protocol::HandshakeError::ServerKeyChanged { pinned, presented },
+            )) => Some((*pinned, *presented)),
+            _ => None,
+        }
     }
 }

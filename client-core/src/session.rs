@@ -1,0 +1,268 @@
+//! The session's life: connect (pinning the server's key), log in, log out, the event pump,
+//! keep-alive pings, and reconnection that logs in again, syncs and resends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use protocol::message::{Event, LoginBundle, Request, Response};
+use protocol::{ConversationId, Seq, Timestamp, UserId};
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::client::{Account, Client, ClientConfig, Inner, State, io, unexpected};
+use crate::contacts::Contacts;
+use crate::error::ClientError;
+use crate::event::ClientEvent;
+use crate::link::Link;
+use crate::store::Store;
+use crate::trust::KnownServers;
+
+/// How often an idle connection pings (the server closes after 60 s of silence).
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// First wait before a reconnection attempt; it doubles up to [`RECONNECT_MAX_DELAY`].
+pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(100);
+
+/// Longest wait between reconnection attempts.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// How long delivery acknowledgements are gathered before they are sent.
+pub const ACK_DELAY: Duration = Duration::from_millis(200);
+
+impl Client {
+    /// Connects to the server, pinning its key on first use and refusing a changed one.
+    /// Returns the client and its stream of events.
+    pub async fn connect(
+        config: ClientConfig,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<ClientEvent>), ClientError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+        let known = KnownServers::new(config.data_dir.join("known_servers"));
+        let pinned = known.get(&config.server)?;
+        let (raw, raw_events) = mpsc::unbounded_channel();
+        let (link, certificate) = Link::open(&config.server, pinned, raw.clone()).await?;
+        if pinned.is_none() {
+            if !config.trust_new_servers {
+                link.close();
+                return Err(ClientError::UnknownServer {
+                    fingerprint: certificate.fingerprint(),
+                });
+            }
+            known.pin(&config.server, certificate.fingerprint())?;
+        }
+        let (events, receiver) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            config,
+            known,
+            certificate,
+            state: Mutex::new(State {
+                link: Some(link),
+                ..State::default()
+            }),
+            events,
+            raw,
+        });
+        tokio::spawn(pump(Arc::downgrade(&inner), raw_events));
+        Ok((Self { inner }, receiver))
+    }
+
+    /// Logs in (kicking any other session of the user), opens the local store, syncs what
+    /// arrived while offline and resends anything left unacknowledged.
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginBundle, ClientError> {
+        let keys = self.load_keys(username)?;
+        let request = Request::Login(protocol::message::Login {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        });
+        let bundle = match self.request(request).await? {
+            Response::LoggedIn(bundle) => bundle,
+            other => return Err(unexpected(other)),
+        };
+        let store_path = self
+            .inner
+            .config
+            .data_dir
+            .join(format!("user-{}.db", bundle.me.id.0));
+        let store = Store::open(&store_path).await?;
+        store.put_contacts(&bundle).await?;
+        for state in &bundle.conversations {
+            store.mark_read(state.conversation, state.read_seq).await?;
+        }
+        let account = Arc::new(Account {
+            me: bundle.me.clone(),
+            keys,
+            password: Zeroizing::new(password.to_owned()),
+            store,
+            pairwise: Mutex::new(HashMap::new()),
+        });
+        {
+            let mut state = self.state();
+            state.account = Some(account.clone());
+            state.contacts = Some(Contacts::new(bundle.clone()));
+            state.ended = false;
+        }
+        let friends: Vec<UserId> = bundle.friends.iter().map(|f| f.user.id).collect();
+        self.refresh_certificates(&account, &friends).await?;
+        self.sync().await?;
+        self.flush_outbox().await?;
+        tokio::spawn(supervise(Arc::downgrade(&self.inner)));
+        Ok(bundle)
+    }
+
+    /// Logs out and closes the connection.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.state().ended = true;
+        let result = self.request(Request::Logout).await;
+        if let Some(link) = self.state().link.take() {
+            link.close();
+        }
+        result.map(|_| ())
+    }
+
+    /// Handles one event from the server: the contacts follow it, then the user interface
+    /// hears of it.
+    async fn on_event(&self, event: Event) -> Result<(), ClientError> {
+        self.edit_contacts(|c| c.apply(&event));
+        let emitted = match event {
+            Event::Message(stored) => {
+                let account = self.account()?;
+                let (conversation, seq) = (stored.conversation, stored.seq);
+                let message = self.receive(&account, stored).await?;
+                self.ack_later(conversation, seq);
+                ClientEvent::Message(message)
+            }
+            Event::Presence { user, presence } => ClientEvent::Presence { user, presence },
+            Event::FriendRequest(user) => ClientEvent::FriendRequest(user),
+            Event::FriendAdded(friend) => ClientEvent::FriendAdded(friend),
+            Event::FriendRemoved { user } => ClientEvent::FriendRemoved(user),
+            Event::Kicked { reason } => {
+                self.state().ended = true;
+                ClientEvent::Kicked { reason }
+            }
+            Event::RoomMemberJoined { room, member } => {
+                ClientEvent::RoomMemberJoined { room, member }
+            }
+        };
+        self.emit(emitted);
+        Ok(())
+    }
+
+    /// Acknowledges delivery of everything up to `seq` soon: acknowledgements of a burst
+    /// are gathered into one per conversation (best effort: the next sync acknowledges what
+    /// a lost connection dropped).
+    fn ack_later(&self, conversation: ConversationId, seq: Seq) {
+        let first = {
+            let mut state = self.state();
+            let first = state.acks.is_empty();
+            let entry = state.acks.entry(conversation).or_insert(seq);
+            *entry = (*entry).max(seq);
+            first
+        };
+        if !first {
+            return;
+        }
+        let client = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ACK_DELAY).await;
+            let acks = std::mem::take(&mut client.state().acks);
+            for (conversation, seq) in acks {
+                let _ = client
+                    .request(Request::AckDelivered { conversation, seq })
+                    .await;
+            }
+        });
+    }
+
+    /// Connects again and restores the session: log in, sync, resend.
+    async fn restore(&self) -> Result<(), ClientError> {
+        let account = self.account()?;
+        let pinned = self.inner.known.get(&self.inner.config.server)?;
+        let (link, _) =
+            Link::open(&self.inner.config.server, pinned, self.inner.raw.clone()).await?;
+        self.state().link = Some(link);
+        let request = Request::Login(protocol::message::Login {
+            username: account.me.username.clone(),
+            password: account.password.to_string(),
+        });
+        match self.request(request).await? {
+            Response::LoggedIn(bundle) => {
+                account.store.put_contacts(&bundle).await?;
+                self.state().contacts = Some(Contacts::new(bundle));
+            }
+            other => return Err(unexpected(other)),
+        }
+        self.sync().await?;
+        self.flush_outbox().await
+    }
+}
+
+/// Passes server events to the client, one at a time, in order.
+async fn pump(inner: Weak<Inner>, mut events: mpsc::UnboundedReceiver<Event>) {
+    while let Some(event) = events.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
+        let client = Client { inner };
+        if let Err(err) = client.on_event(event).await {
+            tracing::warn!(%err, "an event could not be handled");
+        }
+    }
+}
+
+/// Keeps the session alive: pings while connected, reconnects (with growing delays) when the
+/// connection is lost, until the session ends or the client is dropped.
+async fn supervise(inner: Weak<Inner>) {
+    loop {
+        let Some(link) = inner.upgrade().and_then(|i| {
+            i.state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .link
+                .clone()
+        }) else {
+            return;
+        };
+        tokio::select! {
+            () = link.closed() => {}
+            () = tokio::time::sleep(PING_EVERY) => {
+                let nonce = Timestamp::now().0;
+                let _ = link.request(Request::Ping { nonce }, PING_EVERY).await;
+                continue;
+            }
+        }
+        let mut delay = RECONNECT_FIRST_DELAY;
+        loop {
+            let Some(strong) = inner.upgrade() else {
+                return;
+            };
+            let client = Client { inner: strong };
+            {
+                let state = client.state();
+                if state.ended || !client.inner.config.auto_reconnect {
+                    return;
+                }
+            }
+            let _ = client.inner.events.send(ClientEvent::Disconnected);
+            tokio::time::sleep(delay).await;
+            match client.restore().await {
+                Ok(()) => {
+                    let _ = client.inner.events.send(ClientEvent::Reconnected);
+                    break;
+                }
+                Err(ClientError::Connection(err))
+                    if matches!(
+                        err,
+                        protocol::ConnectionError::Handshake(
+                            protocol::HandshakeError::ServerKeyChanged { .. }
+                        )
+                    ) =>
+                {
+                    tracing::error!(%err, "the server's key changed; not reconnecting");
+                    return;
+                }
+                Err(err) => {
+                    tracing::debug!(%err, "reconnect failed; trying again");
+                    delay = (delay * 2).min(RECONNECT_MAX_DELAY);
+                }
+            }
+        }
+    }
+}
