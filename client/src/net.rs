@@ -1,0 +1,777 @@
+//! The one module that talks to client-core. A tokio runtime on its own thread owns the
+//! [`Client`]; the user interface sends [`Command`]s and drains [`Update`]s each frame, and is
+//! asked to repaint whenever one arrives. Nothing here runs on the UI thread but the two
+//! channel ends.
+//!
+//! Each command runs as its own task, so a 100 MB upload never holds up a chat message;
+//! trusting a server runs in line, so the login that follows it sees the pinned key.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use client_core::trust::KnownServers;
+use client_core::{Client, ClientConfig, ClientError, ClientEvent, LocalMessage, RegisterForm};
+use protocol::e2e::{Body, Content, ImageFormat};
+use protocol::message::{ErrorCode, Field, FriendDecision, LoginBundle, UserSummary};
+use protocol::{ClientMsgId, ConversationId, Fingerprint, RoomId, Seq, UserId};
+use tokio::sync::mpsc;
+
+/// How many messages one page of history holds.
+pub const HISTORY_PAGE: u32 = 50;
+
+/// Largest image, in pixels on its longer side, decoded for display (bigger ones are scaled
+/// down: a full-size view of a 100-megapixel image would hold hundreds of megabytes).
+pub const IMAGE_MAX_SIDE: u32 = 4096;
+
+/// Largest file the client reads to send (the server's own limit is checked again there).
+pub const SEND_FILE_MAX: u64 = 100 * 1024 * 1024;
+
+/// Which form an error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The login form.
+    Login,
+    /// The registration form.
+    Register,
+}
+
+/// What the user interface asks of the network side.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Pins `fingerprint` for `server` (the person compared and accepted it).
+    Trust {
+        /// `host:port`.
+        server: String,
+        /// The accepted fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// Connects and logs in.
+    Login {
+        /// `host:port`.
+        server: String,
+        /// Username.
+        username: String,
+        /// Password (held by client-core for reconnection, never written to disk).
+        password: String,
+    },
+    /// Connects, registers, then logs in.
+    Register {
+        /// `host:port`.
+        server: String,
+        /// The form.
+        form: RegisterForm,
+    },
+    /// Logs out.
+    Logout,
+    /// Saves the last server and username (never the password).
+    Remember(crate::settings::Settings),
+    /// Searches users by name.
+    Search(String),
+    /// Sends a friend request.
+    AddFriend(UserId),
+    /// Answers a friend request.
+    Resolve(UserId, FriendDecision),
+    /// Ends a friendship.
+    DeleteFriend(UserId),
+    /// Makes a group.
+    CreateRoom(String),
+    /// Joins a group by number.
+    JoinRoom(RoomId),
+    /// Loads a page of history before `before` (`Seq(0)`: the newest).
+    History(ConversationId, Seq),
+    /// Marks a conversation read up to a seq.
+    MarkRead(ConversationId, Seq),
+    /// Sends a message under the given id.
+    Send(ConversationId, ClientMsgId, Body),
+    /// Reads a file from disk and sends it.
+    SendFile(ConversationId, PathBuf),
+    /// Fetches and decodes an image for display.
+    LoadImage(ImageKey, ImageFormat, Content),
+    /// Fetches content and saves it under the downloads folder.
+    Save(String, Content),
+    /// Computes the safety number shared with a friend.
+    SafetyNumber(UserId),
+    /// Lists a group's members (for their names).
+    Members(RoomId),
+    /// Lists a folder for the file chooser.
+    ListFolder(PathBuf),
+}
+
+/// Names an image of a message: its conversation and the sender's id for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ImageKey(pub ConversationId, pub ClientMsgId);
+
+/// What happened after login, to show the contact list at once.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Contacts as the server sent them.
+    pub contacts: LoginBundle,
+    /// Per conversation: unread messages (from others) and the newest message held.
+    pub conversations: Vec<(ConversationId, u64, Option<LocalMessage>)>,
+}
+
+/// A decoded image, ready for a texture.
+#[derive(Debug, Clone)]
+pub struct Pixels {
+    /// Width and height.
+    pub size: [usize; 2],
+    /// RGBA, row by row.
+    pub rgba: Vec<u8>,
+}
+
+/// What the network side tells the user interface.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The server is new to this client: show the fingerprint and ask.
+    UnknownServer {
+        /// `host:port`.
+        server: String,
+        /// What it presented.
+        fingerprint: Fingerprint,
+    },
+    /// The server's key is not the pinned one: warn, never connect.
+    ServerKeyChanged {
+        /// `host:port`.
+        server: String,
+        /// The pinned fingerprint.
+        pinned: Fingerprint,
+        /// The presented one.
+        presented: Fingerprint,
+    },
+    /// A form was refused: the server's code and words, and per-field messages.
+    FormFailed {
+        /// Which form.
+        form: Form,
+        /// The error code, when the server refused.
+        code: Option<ErrorCode>,
+        /// The words to show.
+        message: String,
+        /// Per-field messages.
+        fields: Vec<(Field, String)>,
+    },
+    /// Logged in.
+    LoggedIn(Box<Session>),
+    /// Something from client-core (messages, presence, requests, connection state).
+    Event(ClientEvent),
+    /// The contacts changed.
+    Contacts(LoginBundle),
+    /// Search results.
+    Found(Vec<UserSummary>),
+    /// A page of history.
+    History {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The page asked before this seq.
+        before: Seq,
+        /// The messages, oldest first.
+        messages: Vec<LocalMessage>,
+    },
+    /// A message of ours was stored (or was refused).
+    Sent {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Its id.
+        id: ClientMsgId,
+        /// The stored message, or why not (and whether it waits for the reconnect).
+        result: Result<LocalMessage, (String, bool)>,
+    },
+    /// A file transfer moved on.
+    Progress {
+        /// Which transfer.
+        name: String,
+        /// Bytes done.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+        /// Whether it is finished (or abandoned).
+        finished: bool,
+    },
+    /// An image decoded, or not.
+    Image(ImageKey, Result<Arc<Pixels>, String>),
+    /// A safety number.
+    SafetyNumber(UserId, String),
+    /// A group's members.
+    Members(RoomId, Vec<UserSummary>),
+    /// A folder's folders and files (hidden ones left out), folders first, each with whether
+    /// it is a folder.
+    Folder(PathBuf, Vec<(PathBuf, bool)>),
+    /// Something worth telling the person (a result or an error).
+    Notice(Notice),
+}
+
+/// A short message for the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A friend request went out.
+    RequestSent(String),
+    /// A group was made or joined.
+    RoomReady(String, RoomId),
+    /// A file was saved here.
+    Saved(PathBuf),
+    /// Something failed; the words say what.
+    Failed(String),
+}
+
+/// Where the network side keeps its files, and how it reaches the user interface.
+#[derive(Clone)]
+pub struct NetConfig {
+    /// The client's data folder (keys, known servers, history, image cache).
+    pub data_dir: PathBuf,
+    /// Where saved files go.
+    pub downloads: PathBuf,
+    /// Asks the user interface to draw again.
+    pub repaint: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The user interface's end of the network side.
+pub struct Net {
+    commands: mpsc::UnboundedSender<Command>,
+    updates: std_mpsc::Receiver<Update>,
+}
+
+impl Net {
+    /// Starts the network thread.
+    pub fn start(config: NetConfig) -> std::io::Result<Self> {
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (updates_tx, updates) = std_mpsc::channel();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("uchat-net")
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("uchat-net".into())
+            .spawn(move || {
+                let out = Out {
+                    updates: updates_tx,
+                    repaint: config.repaint.clone(),
+                };
+                runtime.block_on(worker(config, commands_rx, out));
+            })?;
+        Ok(Self { commands, updates })
+    }
+
+    /// Asks for something; the answer comes as an [`Update`].
+    pub fn send(&self, command: Command) {
+        // The worker stops only when this handle is dropped.
+        let _ = self.commands.send(command);
+    }
+
+    /// The next update, if one is waiting.
+    pub fn try_recv(&self) -> Option<Update> {
+        self.updates.try_recv().ok()
+    }
+
+    /// Waits up to `limit` for the next update (for tests that wait for a condition).
+    pub fn recv_timeout(&self, limit: Duration) -> Option<Update> {
+        self.updates.recv_timeout(limit).ok()
+    }
+}
+
+/// Sends updates and wakes the user interface.
+#[derive(Clone)]
+struct Out {
+    updates: std_mpsc::Sender<Update>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Out {
+    fn send(&self, update: Update) {
+        if self.updates.send(update).is_ok() {
+            (self.repaint)();
+        }
+    }
+
+    fn failed(&self, err: &ClientError) {
+        self.send(Update::Notice(Notice::Failed(err.to_string())));
+    }
+}
+
+async fn worker(config: NetConfig, mut commands: mpsc::UnboundedReceiver<Command>, out: Out) {
+    let mut client: Option<Client> = None;
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Trust {
+                server,
+                fingerprint,
+            } => {
+                let known = KnownServers::new(config.data_dir.join("known_servers"));
+                if let Err(err) = known.pin(&server, fingerprint) {
+                    out.failed(&err);
+                }
+            }
+            Command::Login {
+                server,
+                username,
+                password,
+            } => {
+                client = start_session(&config, &out, &server, Form::Login, async |c| {
+                    c.login(&username, &password).await.map(|_| ())
+                })
+                .await;
+            }
+            Command::Register { server, form } => {
+                let (username, password) = (form.username.clone(), form.password.clone());
+                client = start_session(&config, &out, &server, Form::Register, async |c| {
+                    c.register(form).await?;
+                    c.login(&username, &password).await.map(|_| ())
+                })
+                .await;
+            }
+            Command::Remember(settings) => {
+                let path = config.data_dir.join(crate::settings::FILE);
+                if let Err(err) = settings.save(&path) {
+                    tracing::warn!(%err, "settings not saved");
+                }
+            }
+            Command::ListFolder(folder) => {
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let entries = list_folder(&folder).await;
+                    out.send(Update::Folder(folder, entries));
+                });
+            }
+            Command::Logout => {
+                if let Some(c) = client.take() {
+                    let _ = c.logout().await;
+                }
+            }
+            other => match &client {
+                Some(c) => {
+                    tokio::spawn(run(c.clone(), config.clone(), out.clone(), other));
+                }
+                None => out.send(Update::Notice(Notice::Failed("not logged in".into()))),
+            },
+        }
+    }
+}
+
+/// Connects, runs `act` (log in, or register and log in), and on success reports the
+/// session and starts passing on the client's events.
+async fn start_session(
+    config: &NetConfig,
+    out: &Out,
+    server: &str,
+    form: Form,
+    act: impl AsyncFnOnce(&Client) -> Result<(), ClientError>,
+) -> Option<Client> {
+    let mut client_config = ClientConfig::new(server, config.data_dir.clone());
+    client_config.trust_new_servers = false;
+    let result = async {
+        let (client, events) = Client::connect(client_config).await?;
+        act(&client).await?;
+        Ok::<_, ClientError>((client, events))
+    }
+    .await;
+    let (client, mut events) = match result {
+        Ok(ok) => ok,
+        Err(err) => {
+            out.send(form_error(server, form, err));
+            return None;
+        }
+    };
+    match session(&client).await {
+        Ok(session) => out.send(Update::LoggedIn(Box::new(session))),
+        Err(err) => {
+            out.send(form_error(server, form, err));
+            return None;
+        }
+    }
+    let (events_out, events_client) = (out.clone(), client.clone());
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let contacts_changed = matches!(
+                event,
+                ClientEvent::Presence { .. }
+                    | ClientEvent::FriendRequest(_)
+                    | ClientEvent::FriendAdded(_)
+                    | ClientEvent::FriendRemoved(_)
+                    | ClientEvent::Reconnected
+            );
+            events_out.send(Update::Event(event));
+            if contacts_changed && let Some(contacts) = events_client.contacts() {
+                events_out.send(Update::Contacts(contacts));
+            }
+        }
+    });
+    Some(client)
+}
+
+fn form_error(server: &str, form: Form, err: ClientError) -> Update {
+    if let ClientError::UnknownServer { fingerprint } = err {
+        return Update::UnknownServer {
+            server: server.to_owned(),
+            fingerprint,
+        };
+    }
+    if let Some((pinned, presented)) = err.changed_server_key() {
+        return Update::ServerKeyChanged {
+            server: server.to_owned(),
+            pinned,
+            presented,
+        };
+    }
+    let (code, fields) = match &err {
+        ClientError::Server(server_error) => (
+            Some(server_error.code),
+            server_error
+                .fields
+                .iter()
+                .map(|f| (f.field, f.message.clone()))
+                .collect(),
+        ),
+        _ => (None, Vec::new()),
+    };
+    Update::FormFailed {
+        form,
+        code,
+        message: err.to_string(),
+        fields,
+    }
+}
+
+/// What the contact list needs right after login: unread counts and the newest message of
+/// every conversation, from the local store (which login has just synced).
+async fn session(client: &Client) -> Result<Session, ClientError> {
+    let contacts = client
+        .contacts()
+        .ok_or_else(|| ClientError::Invalid("logged in without contacts".into()))?;
+    let mut conversations = Vec::new();
+    let ids = contacts
+        .friends
+        .iter()
+        .map(|f| f.conversation)
+        .chain(contacts.rooms.iter().map(|r| r.conversation));
+    for conversation in ids {
+        let unread = client.unread(conversation).await?;
+        let last = client.last_local_message(conversation).await?;
+        conversations.push((conversation, unread, last));
+    }
+    Ok(Session {
+        contacts,
+        conversations,
+    })
+}
+
+/// Runs one command of a logged-in session.
+async fn run(client: Client, config: NetConfig, out: Out, command: Command) {
+    let contacts = |out: &Out| {
+        if let Some(contacts) = client.contacts() {
+            out.send(Update::Contacts(contacts));
+        }
+    };
+    match command {
+        Command::Search(query) => match client.search(&query).await {
+            Ok(users) => out.send(Update::Found(users)),
+            Err(err) => out.failed(&err),
+        },
+        Command::AddFriend(user) => match client.add_friend(user).await {
+            Ok(Some(_)) => contacts(&out),
+            Ok(None) => {
+                let name = user.to_string();
+                out.send(Update::Notice(Notice::RequestSent(name)));
+            }
+            Err(err) => out.failed(&err),
+        },
+        Command::Resolve(user, decision) => {
+            match client.resolve_friend_request(user, decision).await {
+                Ok(_) => contacts(&out),
+                Err(err) => out.failed(&err),
+            }
+        }
+        Command::DeleteFriend(user) => match client.delete_friend(user).await {
+            Ok(()) => contacts(&out),
+            Err(err) => out.failed(&err),
+        },
+        Command::CreateRoom(name) => room(&client, &out, client.create_room(&name).await),
+        Command::JoinRoom(id) => room(&client, &out, client.join_room(id).await),
+        Command::History(conversation, before) => {
+            match client.history(conversation, before, HISTORY_PAGE).await {
+                Ok(messages) => out.send(Update::History {
+                    conversation,
+                    before,
+                    messages,
+                }),
+                Err(err) => out.failed(&err),
+            }
+        }
+        Command::MarkRead(conversation, seq) => {
+            if let Err(err) = client.mark_read(conversation, seq).await {
+                tracing::debug!(%err, "read mark not sent; the next one carries it");
+            }
+        }
+        Command::Send(conversation, id, body) => {
+            let result = client.send_with_id(conversation, id, body.clone()).await;
+            out.send(sent(conversation, id, body, &client, result));
+        }
+        Command::SendFile(conversation, path) => {
+            send_file(&client, &out, conversation, &path).await
+        }
+        Command::LoadImage(key, _format, content) => {
+            let result = load_image(&client, &content).await.map(Arc::new);
+            out.send(Update::Image(key, result));
+        }
+        Command::Save(name, content) => save(&client, &config, &out, &name, &content).await,
+        Command::SafetyNumber(user) => match client.safety_number(user).await {
+            Ok(number) => out.send(Update::SafetyNumber(user, number)),
+            Err(err) => out.failed(&err),
+        },
+        Command::Members(room) => match client.room_members(room).await {
+            Ok(members) => out.send(Update::Members(room, members)),
+            Err(err) => out.failed(&err),
+        },
+        Command::Trust { .. }
+        | Command::Login { .. }
+        | Command::Register { .. }
+        | Command::Remember(_)
+        | Command::ListFolder(_)
+        | Command::Logout => {}
+    }
+}
+
+fn room(client: &Client, out: &Out, result: Result<protocol::message::Room, ClientError>) {
+    match result {
+        Ok(room) => {
+            out.send(Update::Notice(Notice::RoomReady(room.name, room.id)));
+            if let Some(contacts) = client.contacts() {
+                out.send(Update::Contacts(contacts));
+            }
+        }
+        Err(err) => out.failed(&err),
+    }
+}
+
+fn sent(
+    conversation: ConversationId,
+    id: ClientMsgId,
+    body: Body,
+    client: &Client,
+    result: Result<Seq, ClientError>,
+) -> Update {
+    let result = match result {
+        Ok(seq) => Ok(LocalMessage {
+            conversation,
+            seq,
+            sender: client.me().map_or(UserId(0), |me| me.id),
+            client_msg_id: id,
+            sent_at: protocol::Timestamp::now(),
+            body,
+        }),
+        Err(err) => Err((err.to_string(), err.is_transient())),
+    };
+    Update::Sent {
+        conversation,
+        id,
+        result,
+    }
+}
+
+fn progress(out: &Out, name: &str) -> impl Fn(u64, u64) + Send + Sync + use<> {
+    let (out, name) = (out.clone(), name.to_owned());
+    move |done, total| {
+        out.send(Update::Progress {
+            name: name.clone(),
+            done,
+            total,
+            finished: false,
+        })
+    }
+}
+
+fn finished(out: &Out, name: &str) {
+    out.send(Update::Progress {
+        name: name.to_owned(),
+        done: 0,
+        total: 0,
+        finished: true,
+    });
+}
+
+async fn send_file(client: &Client, out: &Out, conversation: ConversationId, path: &Path) {
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
+    let bytes = match read_file(path).await {
+        Ok(bytes) => bytes,
+        Err(err) => return out.send(Update::Notice(Notice::Failed(err))),
+    };
+    let id = ClientMsgId::random();
+    let result = client
+        .send_file_with_id(conversation, id, &name, &bytes, progress(out, &name))
+        .await;
+    finished(out, &name);
+    match result {
+        Ok((seq, body)) => out.send(sent(conversation, id, body, client, Ok(seq))),
+        Err(err) => out.failed(&err),
+    }
+}
+
+/// Largest number of entries the file chooser lists from one folder.
+pub const FOLDER_MAX_ENTRIES: usize = 2_000;
+
+async fn list_folder(folder: &Path) -> Vec<(PathBuf, bool)> {
+    let mut entries: Vec<(bool, PathBuf)> = Vec::new();
+    let Ok(mut dir) = tokio::fs::read_dir(folder).await else {
+        return Vec::new();
+    };
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        if entries.len() >= FOLDER_MAX_ENTRIES {
+            break;
+        }
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
+        entries.push((!is_dir, entry.path()));
+    }
+    entries.sort();
+    entries
+        .into_iter()
+        .map(|(file, path)| (path, !file))
+        .collect()
+}
+
+async fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display().to_string();
+    let meta = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if meta.len() > SEND_FILE_MAX {
+        return Err(format!(
+            "{shown}: larger than {} MB",
+            SEND_FILE_MAX / 1024 / 1024
+        ));
+    }
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("{shown}: {e}"))
+}
+
+async fn load_image(client: &Client, content: &Content) -> Result<Pixels, String> {
+    let bytes = client.content(content).await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || decode(&bytes))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Decodes an image, scaled down to at most [`IMAGE_MAX_SIDE`] on its longer side.
+pub fn decode(bytes: &[u8]) -> Result<Pixels, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(4 * IMAGE_MAX_SIDE);
+    limits.max_image_height = Some(4 * IMAGE_MAX_SIDE);
+    reader.limits(limits);
+    let mut img = reader.decode().map_err(|e| e.to_string())?;
+    if img.width().max(img.height()) > IMAGE_MAX_SIDE {
+        img = img.resize(
+            IMAGE_MAX_SIDE,
+            IMAGE_MAX_SIDE,
+            image::imageops::FilterType::Triangle,
+        );
+    }
+    let rgba = img.to_rgba8();
+    let size = [rgba.width() as usize, rgba.height() as usize];
+    Ok(Pixels {
+        size,
+        rgba: rgba.into_raw(),
+    })
+}
+
+async fn save(client: &Client, config: &NetConfig, out: &Out, name: &str, content: &Content) {
+    let bytes = match content {
+        Content::Inline(bytes) => Ok(bytes.to_vec()),
+        Content::Attachment(attachment) => {
+            let result = client.download(attachment, progress(out, name)).await;
+            finished(out, name);
+            result
+        }
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(err) => return out.failed(&err),
+    };
+    match write_unique(&config.downloads, name, &bytes).await {
+        Ok(path) => out.send(Update::Notice(Notice::Saved(path))),
+        Err(err) => out.send(Update::Notice(Notice::Failed(err))),
+    }
+}
+
+/// Writes `bytes` as `dir/name`, or `dir/name (2)` and so on when that is taken. Only the
+/// last component of `name` is used: a sender cannot steer the file elsewhere.
+async fn write_unique(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    let file_name = Path::new(name)
+        .file_name()
+        .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (stem, ext) = match file_name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), format!(".{ext}")),
+        _ => (file_name.clone(), String::new()),
+    };
+    for n in 1..1000 {
+        let candidate = if n == 1 {
+            dir.join(&file_name)
+        } else {
+            dir.join(format!("{stem} ({n}){ext}"))
+        };
+        let open = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+            .await;
+        match open {
+            Ok(mut file) => {
+                use tokio::io::AsyncWriteExt;
+                // tokio's file hands writes to a blocking thread: flush before saying "saved".
+                let written = async {
+                    file.write_all(bytes).await?;
+                    file.flush().await
+                };
+                written
+                    .await
+                    .map_err(|e| format!("{}: {e}", candidate.display()))?;
+                return Ok(candidate);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(format!("{}: {err}", candidate.display())),
+        }
+    }
+    Err(format!(
+        "{}: too many files named {file_name}",
+        dir.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn saving_never_overwrites_and_keeps_to_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_unique(dir.path(), "a.txt", b"1").await.unwrap();
+        let second = write_unique(dir.path(), "a.txt", b"2").await.unwrap();
+        let escaped = write_unique(dir.path(), "../../etc/x", b"3").await.unwrap();
+        assert_eq!(first, dir.path().join("a.txt"));
+        assert_eq!(second, dir.path().join("a (2).txt"));
+        assert_eq!(escaped, dir.path().join("x"));
+        assert_eq!(std::fs::read(first).unwrap(), b"1");
+    }
+
+    #[test]
+    fn a_huge_image_is_scaled_down_and_garbage_is_an_error() {
+        let img = image::RgbaImage::new(IMAGE_MAX_SIDE * 2, 10);
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgba8(img)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let pixels = decode(&png).unwrap();
+        assert_eq!(pixels.size[0], IMAGE_MAX_SIDE as usize);
+        assert!(decode(b"not an image").is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! The registration rules the server enforces, checked as the person types so each error
+//! shows beside its field at once. The server checks again; its word is final.
+
+use std::collections::HashMap;
+
+use protocol::message::Field;
+
+use crate::i18n::T;
+use crate::state::RegisterForm;
+
+/// A field of the registration form (the protocol's fields, and the repeated password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// Username.
+    Username,
+    /// Password.
+    Password,
+    /// Password again.
+    Repeat,
+    /// Email.
+    Email,
+    /// Sex.
+    Sex,
+    /// Age.
+    Age,
+}
+
+impl From<Field> for Input {
+    fn from(field: Field) -> Self {
+        match field {
+            Field::Username => Self::Username,
+            // The public key is made by the client; a problem with it is the password's form
+            // error in the person's eyes (nothing they can fix but try again).
+            Field::Password | Field::PublicKey => Self::Password,
+            Field::Email => Self::Email,
+            Field::Sex => Self::Sex,
+            Field::Age => Self::Age,
+        }
+    }
+}
+
+/// Longest username, in characters.
+pub const USERNAME_MAX_CHARS: usize = 8;
+
+/// Oldest age the form accepts.
+pub const AGE_MAX: u8 = 150;
+
+/// Whether `name` is 1 to 8 letters or digits of any script.
+pub fn username_ok(name: &str) -> bool {
+    let count = name.chars().count();
+    (1..=USERNAME_MAX_CHARS).contains(&count) && name.chars().all(char::is_alphanumeric)
+}
+
+/// Whether `email` looks like `name@host.tld`.
+pub fn email_ok(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let dot = domain.rfind('.');
+    !local.is_empty()
+        && !email.chars().any(char::is_whitespace)
+        && !domain.contains('@')
+        && dot.is_some_and(|at| at > 0 && at + 1 < domain.len())
+}
+
+/// Each field's problem, as the person has typed so far. Empty fields are reported only
+/// when `submitting` (nobody wants "required" on a form they have not touched).
+pub fn check(form: &RegisterForm, submitting: bool) -> HashMap<Input, T> {
+    let mut errors = HashMap::new();
+    let mut need = |field: Input, value: &str, ok: bool, err: T| {
+        if value.is_empty() {
+            if submitting {
+                errors.insert(field, T::ErrRequired);
+            }
+        } else if !ok {
+            errors.insert(field, err);
+        }
+    };
+    need(
+        Input::Username,
+        &form.username,
+        username_ok(&form.username),
+        T::ErrUsername,
+    );
+    need(Input::Password, &form.password, true, T::ErrRequired);
+    need(
+        Input::Email,
+        &form.email,
+        email_ok(&form.email),
+        T::ErrEmail,
+    );
+    let age_ok = form.age.trim().parse::<u8>().is_ok_and(|a| a <= AGE_MAX);
+    need(Input::Age, &form.age, age_ok, T::ErrAge);
+    if !form.repeat.is_empty() && form.repeat != form.password {
+        errors.insert(Input::Repeat, T::ErrPasswordsDiffer);
+    }
+    if submitting && form.repeat.is_empty() && !form.password.is_empty() {
+        errors.insert(Input::Repeat, T::ErrRequired);
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_of_any_script_up_to_eight() {
+        assert!(username_ok("amy"));
+        assert!(username_ok("小明2"));
+        assert!(username_ok("abcdefgh"));
+        assert!(!username_ok("abcdefghi"));
+        assert!(!username_ok(""));
+        assert!(!username_ok("a b"));
+        assert!(!username_ok("a-b"));
+    }
+
+    #[test]
+    fn emails_need_a_local_part_and_a_dotted_host() {
+        assert!(email_ok("a@b.cn"));
+        assert!(!email_ok("a@b"));
+        assert!(!email_ok("@b.cn"));
+        assert!(!email_ok("a@.cn"));
+        assert!(!email_ok("a@b."));
+        assert!(!email_ok("a b@c.de"));
+        assert!(!email_ok("a@b@c.de"));
+    }
+
+    #[test]
+    fn untouched_fields_are_quiet_until_submitted() {
+        let mut form = RegisterForm::default();
+        assert!(check(&form, false).is_empty());
+        assert_eq!(
+            check(&form, true).get(&Input::Username),
+            Some(&T::ErrRequired)
+        );
+        form.email = "nope".into();
+        form.age = "x".into();
+        form.password = "pw".into();
+        form.repeat = "pq".into();
+        let errors = check(&form, false);
+        assert_eq!(errors.get(&Input::Email), Some(&T::ErrEmail));
+        assert_eq!(errors.get(&Input::Age), Some(&T::ErrAge));
+        assert_eq!(errors.get(&Input::Repeat), Some(&T::ErrPasswordsDiffer));
+    }
+}

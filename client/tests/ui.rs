@@ -1,0 +1,372 @@
+//! The desktop client's screens, driven through accessibility labels against a real
+//! in-process server. Every action a person takes often (register, log in, add and delete a
+//! friend, open a chat) is counted: each takes at most two clicks.
+
+mod common;
+
+use client::state::{Delivery, Screen};
+use client_core::ClientEvent;
+use common::{PASSWORD, Person, runtime};
+use e2e::TestCluster;
+use egui_kittest::kittest::Queryable;
+use protocol::e2e::Body;
+
+const MOST_CLICKS: usize = 2;
+
+#[test]
+fn registration_checks_fields_as_typed_and_shows_the_servers_errors() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = Person::new(&cluster, "amy");
+    amy.click("Register");
+    amy.type_into("Email", "not-an-email");
+    assert!(
+        amy.sees("An address like name@host.tld"),
+        "email error beside the field"
+    );
+    amy.type_into("Username", "much too long");
+    assert!(amy.sees("1 to 8 letters or digits, no spaces"));
+    amy.type_into("Password", "one");
+    amy.type_into("Repeat password", "two");
+    assert!(amy.sees("The passwords differ"));
+
+    // A valid form registers and logs in at once.
+    let mut bob = Person::new(&cluster, "bob");
+    let clicks = bob.register("bob");
+    assert!(clicks <= MOST_CLICKS, "register took {clicks} clicks");
+    assert_eq!(bob.app().state.screen, Screen::Main);
+
+    // The server's own check: the name is taken, shown beside the username.
+    let mut other = Person::new(&cluster, "other");
+    other.click("Register");
+    other.fill_registration("bob", "bob2@example.com");
+    other.click("Create account");
+    other.accept_server();
+    other.wait("the taken-name error", |p| p.sees("This username is taken"));
+}
+
+#[test]
+fn login_asks_for_a_new_servers_fingerprint_and_refuses_a_changed_key() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let amy = rt.block_on(cluster.user("amy"));
+    // The account's key, as if carried over from the computer it was made on.
+    let with_key = |p: &Person| {
+        let keys = p.dir.join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        for file in std::fs::read_dir(amy.dir.join("keys")).unwrap() {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), keys.join(file.file_name())).unwrap();
+        }
+    };
+    let fingerprint = cluster
+        .server
+        .as_ref()
+        .map(|s| s.fingerprint.to_string())
+        .unwrap();
+
+    let mut ui = Person::new(&cluster, "first");
+    with_key(&ui);
+    ui.type_into("Username", "amy");
+    ui.type_into("Password", PASSWORD);
+    ui.click("Log in");
+    ui.wait("the fingerprint prompt", |p| {
+        p.sees_button("Accept and continue")
+    });
+    assert!(
+        ui.sees(&fingerprint),
+        "the prompt shows the server's fingerprint"
+    );
+    ui.click("Cancel");
+    assert_eq!(
+        ui.app().state.screen,
+        Screen::Login,
+        "declining connects nowhere"
+    );
+
+    // A pinned server that presents another key: a full-screen warning, never a login.
+    let mut pinned = Person::new(&cluster, "pinned");
+    with_key(&pinned);
+    std::fs::create_dir_all(&pinned.dir).unwrap();
+    let wrong = "ab".repeat(32);
+    std::fs::write(
+        pinned.dir.join("known_servers"),
+        format!("{} {wrong}\n", cluster.addr()),
+    )
+    .unwrap();
+    pinned.type_into("Username", "amy");
+    pinned.type_into("Password", PASSWORD);
+    pinned.click("Log in");
+    pinned.wait("the changed-key warning", |p| {
+        p.sees("Warning: the server's key has changed")
+    });
+    assert!(pinned.sees(&fingerprint), "the presented fingerprint");
+    assert!(pinned.sees_text("abab abab"), "the pinned fingerprint");
+    assert_ne!(pinned.app().state.screen, Screen::Main);
+
+    // Accepting once, the next login goes straight in, in one click.
+    let clicks = ui.login("amy");
+    assert!(clicks <= MOST_CLICKS, "log in took {clicks} clicks");
+}
+
+#[test]
+fn friends_are_made_through_requests_answered_now_or_later_and_deleted() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = Person::new(&cluster, "amy");
+    let mut bob = Person::new(&cluster, "bob");
+    amy.register("amy");
+    bob.register("bob");
+
+    amy.type_into("Find users by name", "bob");
+    amy.clicks = 0;
+    amy.click("Search");
+    amy.wait("the search result", |p| p.sees_button("Add bob"));
+    amy.click("Add bob");
+    assert!(
+        amy.clicks <= MOST_CLICKS,
+        "add friend took {} clicks",
+        amy.clicks
+    );
+
+    bob.wait("the request", |p| p.sees("amy wants to be your friend"));
+    bob.click("Later");
+    bob.wait("the request to leave the list", |p| {
+        !p.sees("amy wants to be your friend")
+    });
+    // Later: asked again at the next login.
+    bob.click("Log out");
+    bob.login("bob");
+    bob.wait("the request again", |p| {
+        p.sees("amy wants to be your friend")
+    });
+    bob.click("Accept");
+    bob.wait("amy in the contacts", |p| p.sees_button("amy"));
+    amy.wait("bob in the contacts", |p| p.sees_button("bob"));
+
+    amy.clicks = 0;
+    amy.click("bob");
+    assert!(amy.clicks <= 1, "open a chat took {} clicks", amy.clicks);
+    amy.clicks = 0;
+    amy.click("Delete friend");
+    amy.wait("the confirmation", |p| p.sees_button("Yes, delete"));
+    amy.click("Yes, delete");
+    assert!(
+        amy.clicks <= MOST_CLICKS,
+        "delete friend took {} clicks",
+        amy.clicks
+    );
+    amy.wait("bob gone", |p| !p.sees_button("bob"));
+    bob.wait("amy gone on the other side", |p| !p.sees_button("amy"));
+}
+
+#[test]
+fn styled_messages_arrive_counted_unread_and_the_list_follows_the_last_message() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = Person::new(&cluster, "amy");
+    amy.register("amy");
+    let amy_id = amy.app().state.me.as_ref().unwrap().id;
+    let (bob, carl) = rt.block_on(async {
+        let bob = cluster.user("bob").await;
+        let carl = cluster.user("carl").await;
+        for friend in [&bob, &carl] {
+            friend.client.add_friend(amy_id).await.unwrap();
+        }
+        (bob, carl)
+    });
+    let pending = |p: &Person| {
+        p.app()
+            .state
+            .contacts
+            .as_ref()
+            .map_or(0, |c| c.pending_requests.len())
+    };
+    amy.wait("both requests", |p| pending(p) == 2);
+    amy.click("Accept");
+    amy.wait("one request answered", |p| pending(p) == 1);
+    amy.click("Accept");
+    amy.wait("both friends", |p| {
+        p.sees_button("bob") && p.sees_button("carl")
+    });
+    let (mut bob, mut carl) = (bob, carl);
+    rt.block_on(async {
+        for friend in [&mut bob, &mut carl] {
+            let added = |e: &ClientEvent| matches!(e, ClientEvent::FriendAdded(_)).then_some(());
+            friend.wait_for("the friendship", added).await;
+        }
+    });
+    let conversation = |name: &str, p: &Person| {
+        let bundle = p.app().state.contacts.clone().unwrap();
+        bundle
+            .friends
+            .iter()
+            .find(|f| f.user.username == name)
+            .unwrap()
+            .conversation
+    };
+    let (with_bob, with_carl) = (conversation("bob", &amy), conversation("carl", &amy));
+
+    // Three messages to a closed chat: a badge of 3, the total in the title, carl on top.
+    rt.block_on(async {
+        for text in ["one", "two", "three"] {
+            carl.client
+                .send_text(with_carl, client_core::plain(text))
+                .await
+                .unwrap();
+        }
+    });
+    amy.wait("carl's badge", |p| p.sees_button("carl (3)"));
+    assert_eq!(amy.app().title(), "Uchat (3 unread)");
+    assert_eq!(amy.app().state.order[0].name(), "carl");
+    rt.block_on(bob.client.send_text(with_bob, client_core::plain("hi")))
+        .unwrap();
+    amy.wait("bob moves up", |p| {
+        p.app()
+            .state
+            .order
+            .first()
+            .is_some_and(|c| c.name() == "bob")
+    });
+
+    // Opening the chat clears the badge, here and in the server's read mark.
+    amy.click("carl (3)");
+    amy.wait("carl's history", |p| p.sees("three"));
+    amy.wait("the badge to clear", |p| p.sees_button("carl"));
+    assert_eq!(amy.app().title(), "Uchat (1 unread)");
+
+    // Styled text: size and colour travel with the message; Enter sends.
+    amy.h.state_mut().state.main.font_size = 22;
+    amy.h.state_mut().state.main.color = [200, 20, 20];
+    amy.type_into(
+        "Message (Enter sends, Shift+Enter breaks the line)",
+        "big red",
+    );
+    amy.press(egui::Key::Enter);
+    amy.wait("the message stored", |p| {
+        p.app().state.chats[&with_carl].lines.iter().any(|l| {
+            l.delivery == Delivery::Stored && client_core::text_of(&l.body) == Some("big red")
+        })
+    });
+    let got = rt.block_on(carl.wait_for_text("big red"));
+    let Body::Text(text) = got.body else {
+        panic!("not text")
+    };
+    assert_eq!((text.font_size, text.color), (22, [200, 20, 20]));
+}
+
+#[test]
+fn groups_are_made_joined_by_number_and_show_who_said_what() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = Person::new(&cluster, "amy");
+    let mut bob = Person::new(&cluster, "bob");
+    amy.register("amy");
+    bob.register("bob");
+    amy.type_into("Group name", "team");
+    amy.click("Create group");
+    amy.wait("the group number", |p| {
+        p.sees_text("is ready: its number is")
+    });
+    let room = amy.app().state.contacts.as_ref().unwrap().rooms[0].id;
+    bob.type_into("Group number", &room.to_string());
+    bob.click("Join group");
+    bob.wait("the group in the list", |p| p.sees_button("team"));
+    bob.click("team");
+    bob.type_into(
+        "Message (Enter sends, Shift+Enter breaks the line)",
+        "hello team",
+    );
+    bob.click("Send");
+    amy.wait("the group's badge", |p| p.sees_button("team (1)"));
+    amy.click("team (1)");
+    amy.wait("bob's message with his name", |p| {
+        p.sees("hello team") && p.sees("bob")
+    });
+}
+
+#[test]
+fn a_dropped_file_is_sent_with_progress_and_saved_by_the_other_side() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = Person::new(&cluster, "amy");
+    amy.register("amy");
+    let mut bob = Person::new(&cluster, "bob");
+    bob.register("bob");
+    bob.type_into("Find users by name", "amy");
+    bob.click("Search");
+    bob.wait("amy found", |p| p.sees_button("Add amy"));
+    bob.click("Add amy");
+    amy.wait("the request", |p| p.sees_button("Accept"));
+    amy.click("Accept");
+    amy.wait("bob in the list", |p| p.sees_button("bob"));
+    amy.click("bob");
+
+    // Larger than fits in a message: uploaded as an encrypted attachment, chunk by chunk.
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let path = amy.dir.join("notes.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    amy.drop_file(&path);
+    amy.wait("the file stored", |p| {
+        p.app()
+            .state
+            .chats
+            .values()
+            .flat_map(|c| &c.lines)
+            .any(|l| {
+                matches!(&l.body, Body::File { name, .. } if name == "notes.bin")
+                    && l.delivery == Delivery::Stored
+            })
+    });
+
+    bob.wait("amy's badge", |p| p.sees_button("amy (1)"));
+    bob.click("amy (1)");
+    bob.wait("the file in the chat", |p| p.sees_button("Save notes.bin"));
+    bob.click("Save notes.bin");
+    let saved = bob.downloads.join("notes.bin");
+    bob.wait("the file saved", |p| p.sees_text("Saved to"));
+    assert_eq!(std::fs::read(saved).unwrap(), bytes);
+}
+
+#[test]
+fn a_second_login_elsewhere_shows_the_kicked_screen() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = Person::new(&cluster, "amy");
+    amy.register("amy");
+    // The same account on another client (sharing the key folder, as a second computer
+    // would after importing it).
+    let elsewhere = rt.block_on(async {
+        let mut other = cluster.client_in(amy.dir.clone()).await;
+        other.login("amy").await;
+        other
+    });
+    amy.wait("the kicked screen", |p| p.sees("Signed in elsewhere"));
+    amy.click("Log in again");
+    assert_eq!(amy.app().state.screen, Screen::Login);
+    drop(elsewhere);
+}
+
+#[test]
+fn chinese_labels_render_with_a_cjk_font() {
+    let Some(_) = client::fonts::find() else {
+        let required = std::env::var_os("UCHAT_REQUIRE_CJK_FONT").is_some();
+        assert!(
+            !required,
+            "no CJK font installed, but UCHAT_REQUIRE_CJK_FONT is set"
+        );
+        eprintln!("skipped: no CJK font installed (apt install fonts-wqy-microhei)");
+        return;
+    };
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut ui = Person::new(&cluster, "zh");
+    // The harness fails on any glyph that no installed font has.
+    ui.h.get_by_label("中文").click();
+    ui.h.step();
+    ui.h.step();
+    assert!(ui.sees_button("登录"), "the login button in Chinese");
+    assert!(ui.sees_button("注册"));
+    ui.click("注册");
+    assert!(ui.sees_button("创建账号"));
+}
