@@ -95,7 +95,6 @@ fn main() {
     // Pages arrive as the client would load them; here all at once.
     state.apply(Update::History {
         conversation: open,
-        before: Seq(0),
         messages,
     });
     for _ in 0..20 {

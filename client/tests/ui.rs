@@ -180,7 +180,7 @@ fn styled_messages_arrive_counted_unread_and_the_list_follows_the_last_message()
             .state
             .contacts
             .as_ref()
-            .map_or(0, |c| c.pending_requests.len())
+            .map_or(0, |c| c.bundle().pending_requests.len())
     };
     amy.wait("both requests", |p| pending(p) == 2);
     amy.click("Accept");
@@ -197,7 +197,7 @@ fn styled_messages_arrive_counted_unread_and_the_list_follows_the_last_message()
         }
     });
     let conversation = |name: &str, p: &Person| {
-        let bundle = p.app().state.contacts.clone().unwrap();
+        let bundle = p.app().state.contacts.as_ref().unwrap().bundle().clone();
         bundle
             .friends
             .iter()
@@ -268,7 +268,7 @@ fn groups_are_made_joined_by_number_and_show_who_said_what() {
     amy.wait("the group number", |p| {
         p.sees_text("is ready: its number is")
     });
-    let room = amy.app().state.contacts.as_ref().unwrap().rooms[0].id;
+    let room = amy.app().state.contacts.as_ref().unwrap().bundle().rooms[0].id;
     bob.type_into("Group number", &room.to_string());
     bob.click("Join group");
     bob.wait("the group in the list", |p| p.sees_button("team"));

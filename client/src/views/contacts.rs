@@ -67,7 +67,7 @@ fn search(ui: &mut Ui, state: &mut State, actions: &mut Vec<Action>) {
 }
 
 fn requests(ui: &mut Ui, state: &State, actions: &mut Vec<Action>) {
-    let Some(bundle) = &state.contacts else {
+    let Some(bundle) = state.contacts.as_ref().map(client_core::Contacts::bundle) else {
         return;
     };
     if bundle.pending_requests.is_empty() {

@@ -5,16 +5,19 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use client_core::{ClientEvent, LocalMessage};
+use client_core::{ClientEvent, Contacts, LocalMessage};
 use protocol::e2e::Body;
 use protocol::message::{ErrorCode, Field, Friend, LoginBundle, Presence, Room, UserSummary};
-use protocol::{ClientMsgId, ConversationId, Fingerprint, RoomId, Seq, Timestamp, UserId};
+use protocol::{ClientMsgId, ConversationId, Fingerprint, Seq, Timestamp, UserId};
 
 use crate::i18n::{Lang, T};
-use crate::net::{Form, ImageKey, Notice, Pixels, Session, Update};
 
-/// Estimated height of a chat line before it is first laid out.
-pub const LINE_HEIGHT_GUESS: f32 = 40.0;
+mod chat;
+mod forms;
+
+use crate::net::{Form, ImageKey, Notice, Pixels, Session, Update};
+pub use chat::{Chat, Delivery, LINE_HEIGHT_GUESS, Line};
+pub use forms::{LoginForm, MainForm, RegisterForm};
 
 /// Which screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,145 +64,6 @@ pub enum TrustPrompt {
         /// Presented now.
         presented: Fingerprint,
     },
-}
-
-/// The login form.
-#[derive(Debug, Clone, Default)]
-pub struct LoginForm {
-    /// `host:port`.
-    pub server: String,
-    /// Username.
-    pub username: String,
-    /// Password (cleared after use).
-    pub password: String,
-    /// The form's error.
-    pub error: Option<String>,
-    /// A request is under way.
-    pub busy: bool,
-}
-
-/// The registration form.
-#[derive(Debug, Clone)]
-pub struct RegisterForm {
-    /// Username.
-    pub username: String,
-    /// Password.
-    pub password: String,
-    /// Password again.
-    pub repeat: String,
-    /// Email.
-    pub email: String,
-    /// Sex.
-    pub sex: protocol::message::Sex,
-    /// Age as typed.
-    pub age: String,
-    /// The server's per-field errors, shown until that field changes.
-    pub server_errors: HashMap<crate::rules::Input, String>,
-    /// The form's error that belongs to no field.
-    pub error: Option<String>,
-    /// A request is under way.
-    pub busy: bool,
-}
-
-impl Default for RegisterForm {
-    fn default() -> Self {
-        Self {
-            username: String::new(),
-            password: String::new(),
-            repeat: String::new(),
-            email: String::new(),
-            sex: protocol::message::Sex::Undisclosed,
-            age: String::new(),
-            server_errors: HashMap::new(),
-            error: None,
-            busy: false,
-        }
-    }
-}
-
-/// Where one of my messages stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// Stored by the server (or someone else's).
-    Stored,
-    /// On its way.
-    Sending,
-    /// In the outbox until the connection is back.
-    Queued,
-    /// Refused; the words say why.
-    Failed(String),
-}
-
-/// One message in a chat.
-#[derive(Debug, Clone)]
-pub struct Line {
-    /// Its seq, once stored.
-    pub seq: Option<Seq>,
-    /// The sender's id for it.
-    pub id: ClientMsgId,
-    /// Who sent it.
-    pub sender: UserId,
-    /// When (the server's time once stored).
-    pub sent_at: Timestamp,
-    /// What it says.
-    pub body: Body,
-    /// Delivery state.
-    pub delivery: Delivery,
-    /// Its height when last laid out (a layout cache the chat view keeps current).
-    pub height: f32,
-}
-
-impl Line {
-    fn stored(message: LocalMessage) -> Self {
-        Self {
-            seq: Some(message.seq),
-            id: message.client_msg_id,
-            sender: message.sender,
-            sent_at: message.sent_at,
-            body: message.body,
-            delivery: Delivery::Stored,
-            height: LINE_HEIGHT_GUESS,
-        }
-    }
-}
-
-/// One conversation's messages as loaded so far.
-#[derive(Debug, Clone, Default)]
-pub struct Chat {
-    /// Stored messages in seq order, then my unstored ones in the order sent.
-    pub lines: Vec<Line>,
-    /// The first page was asked for.
-    pub opened: bool,
-    /// An older page is being fetched.
-    pub loading: bool,
-    /// The first message is loaded.
-    pub complete: bool,
-    /// Messages from others not yet read.
-    pub unread: u64,
-    /// Messages that arrived while the person was scrolled up.
-    pub unseen_below: usize,
-    /// The newest message, for the contact list's preview.
-    pub last: Option<(UserId, Body)>,
-}
-
-impl Chat {
-    /// The highest stored seq.
-    pub fn max_seq(&self) -> Option<Seq> {
-        self.lines.iter().rev().find_map(|l| l.seq)
-    }
-
-    fn insert_stored(&mut self, message: LocalMessage) {
-        let seq = message.seq;
-        self.lines
-            .retain(|l| l.id != message.client_msg_id || l.seq.is_some());
-        let at = self
-            .lines
-            .partition_point(|l| l.seq.is_some_and(|s| s < seq));
-        if self.lines.get(at).is_some_and(|l| l.seq == Some(seq)) {
-            return;
-        }
-        self.lines.insert(at, Line::stored(message));
-    }
 }
 
 /// A contact list row: a friend or a group.
@@ -264,35 +128,6 @@ pub enum ImageSlot {
     Failed(String),
 }
 
-/// The main window's own inputs.
-#[derive(Debug, Clone, Default)]
-pub struct MainForm {
-    /// The user search box.
-    pub query: String,
-    /// Its results, once searched.
-    pub results: Option<Vec<UserSummary>>,
-    /// The new group's name.
-    pub group_name: String,
-    /// The number of a group to join.
-    pub group_number: String,
-    /// The message being written.
-    pub draft: String,
-    /// Its font size.
-    pub font_size: u8,
-    /// Its colour.
-    pub color: [u8; 3],
-    /// The friend whose deletion waits for confirmation.
-    pub confirm_delete: Option<UserId>,
-    /// The in-window file chooser's folder, while it is open.
-    pub chooser: Option<std::path::PathBuf>,
-    /// What that folder holds: folders first, then files, by name.
-    pub entries: Vec<(std::path::PathBuf, bool)>,
-    /// Set to jump the history to its newest message on the next frame.
-    pub scroll_to_bottom: bool,
-    /// An image shown full size.
-    pub viewer: Option<(ImageKey, String, protocol::e2e::Content)>,
-}
-
 /// Everything the interface shows.
 #[derive(Default)]
 pub struct State {
@@ -315,7 +150,7 @@ pub struct State {
     /// Who is logged in.
     pub me: Option<UserSummary>,
     /// Friends, groups and requests.
-    pub contacts: Option<LoginBundle>,
+    pub contacts: Option<Contacts>,
     /// The contact list in display order (F6), kept in step with `contacts` and `chats`.
     pub order: Vec<Contact>,
     /// Chats by conversation.
@@ -387,7 +222,6 @@ impl State {
             Update::Members(_, members) => self.meet(&members),
             Update::History {
                 conversation,
-                before,
                 messages,
             } => {
                 let chat = self.chats.entry(conversation).or_default();
@@ -396,7 +230,6 @@ impl State {
                 if !page_full || messages.first().is_some_and(|m| m.seq.0 <= 1) {
                     chat.complete = true;
                 }
-                let _ = before;
                 for message in messages {
                     chat.insert_stored(message);
                 }
@@ -513,14 +346,14 @@ impl State {
             .chain([bundle.me.clone()])
             .collect();
         self.meet(&known);
-        self.contacts = Some(bundle);
+        self.contacts = Some(Contacts::new(bundle));
         self.reorder();
     }
 
     /// Sorts the contact list: newest last message first; among those without messages,
     /// online ones first; then by name (F6).
     fn reorder(&mut self) {
-        let Some(bundle) = &self.contacts else {
+        let Some(bundle) = self.contacts.as_ref().map(Contacts::bundle) else {
             self.order.clear();
             return;
         };
@@ -541,29 +374,10 @@ impl State {
     }
 
     fn touch(&mut self, conversation: ConversationId, at: Timestamp) {
-        let Some(bundle) = &mut self.contacts else {
-            return;
-        };
-        let later = |last: &mut Option<Timestamp>| {
-            if last.is_none_or(|t| t < at) {
-                *last = Some(at);
-            }
-        };
-        for f in bundle
-            .friends
-            .iter_mut()
-            .filter(|f| f.conversation == conversation)
-        {
-            later(&mut f.last_message_at);
+        if let Some(contacts) = &mut self.contacts {
+            contacts.touch(conversation, at);
+            self.reorder();
         }
-        for r in bundle
-            .rooms
-            .iter_mut()
-            .filter(|r| r.conversation == conversation)
-        {
-            later(&mut r.last_message_at);
-        }
-        self.reorder();
     }
 
     fn event(&mut self, event: ClientEvent) {
@@ -728,11 +542,7 @@ impl State {
     pub fn contact(&self, conversation: ConversationId) -> Option<&Contact> {
         self.order.iter().find(|c| c.conversation() == conversation)
     }
-
-    /// The group with this number.
-    pub fn room(&self, room: RoomId) -> Option<&Room> {
-        self.contacts
-            .as_ref()
-            .and_then(|b| b.rooms.iter().find(|r| r.id == room))
-    }
 }
+
+#[cfg(test)]
+mod tests;
