@@ -110,7 +110,7 @@ async fn main() {
     )
     .await
     .unwrap();
-    bob.send_text(to_bob, text("Great, see you there 🍜", 14, [20, 20, 20]))
+    bob.send_text(to_bob, text("Great, see you there", 14, [20, 20, 20]))
         .await
         .unwrap();
     let to_ming = conversation(&ming);
@@ -126,7 +126,7 @@ async fn main() {
     ming.send_file(to_ming, "sunset.png", &picture(), |_, _| {})
         .await
         .unwrap();
-    ming.send_text(to_ming, text("上次拍的日落 🌅", 14, [90, 60, 160]))
+    ming.send_text(to_ming, text("上次拍的日落", 14, [90, 60, 160]))
         .await
         .unwrap();
     let to_carl = conversation(&carl);
@@ -146,7 +146,7 @@ async fn main() {
     )
     .await
     .unwrap();
-    ming.send_text(group, text("我来！带蛋糕 🎂", 16, [200, 100, 0]))
+    ming.send_text(group, text("我来！带蛋糕", 16, [200, 100, 0]))
         .await
         .unwrap();
     amy.logout().await.unwrap();

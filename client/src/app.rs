@@ -110,6 +110,7 @@ impl App {
     /// Draws one frame.
     pub fn show(&mut self, ui: &mut Ui) {
         if self.ctx.get().is_none() {
+            crate::theme::apply(ui.ctx());
             let _ = self.ctx.set(ui.ctx().clone());
         }
         if let Some(font) = self.font.take() {
@@ -138,11 +139,16 @@ impl App {
 
     fn screen(&mut self, ui: &mut Ui) -> Vec<Action> {
         if let Some(prompt) = self.state.trust.clone() {
-            return views::trust::show(ui, &self.state, &prompt);
+            let state = &self.state;
+            return crate::theme::centred_form(ui, |ui| views::trust::show(ui, state, &prompt));
         }
         match self.state.screen {
-            Screen::Login => views::login::show(ui, &mut self.state),
-            Screen::Register => views::register::show(ui, &mut self.state),
+            Screen::Login => {
+                crate::theme::centred_form(ui, |ui| views::login::show(ui, &mut self.state))
+            }
+            Screen::Register => {
+                crate::theme::centred_form(ui, |ui| views::register::show(ui, &mut self.state))
+            }
             Screen::Kicked => views::kicked::show(ui, &self.state),
             Screen::Main => {
                 let mut actions = Vec::new();

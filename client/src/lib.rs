@@ -9,6 +9,7 @@
 //! rules.rs   the registration rules, checked as the person types
 //! fonts.rs   the CJK fallback font
 //! settings   the last server, username and language
+//! theme.rs   the look: light, larger text, centred forms
 //! ```
 
 pub mod app;
@@ -18,6 +19,7 @@ pub mod net;
 pub mod rules;
 pub mod settings;
 pub mod state;
+pub mod theme;
 pub mod views;
 
 pub use app::{App, Options};

@@ -19,6 +19,9 @@ pub const THUMBNAIL: f32 = 240.0;
 /// How close to the top (in points) the history must be scrolled to load an older page.
 pub const LOAD_OLDER_MARGIN: f32 = 60.0;
 
+/// Room kept beside the message field for the Send button.
+pub const SEND_BUTTON_ROOM: f32 = 160.0;
+
 /// Font sizes the composer offers.
 pub const FONT_SIZES: std::ops::RangeInclusive<u8> = 8..=36;
 
@@ -360,7 +363,7 @@ fn composer(ui: &mut Ui, state: &mut State, actions: &mut Vec<Action>) {
         let draft = TextEdit::multiline(&mut state.main.draft)
             .id(input)
             .desired_rows(3)
-            .desired_width(ui.available_width() - 110.0)
+            .desired_width(ui.available_width() - SEND_BUTTON_ROOM)
             .font(egui::FontId::proportional(f32::from(state.main.font_size)))
             .text_color(Color32::from_rgb(r, g, b));
         ui.add(draft).labelled_by(label.id);

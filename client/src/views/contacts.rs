@@ -10,7 +10,10 @@ use crate::i18n::{T, fill};
 use crate::state::{Contact, State};
 
 /// Height of one contact row.
-pub const ROW_HEIGHT: f32 = 48.0;
+pub const ROW_HEIGHT: f32 = 58.0;
+
+/// Height of the red unread badge.
+pub const BADGE_HEIGHT: f32 = 20.0;
 
 /// Longest preview of a last message, in characters.
 pub const PREVIEW_CHARS: usize = 28;
@@ -160,12 +163,10 @@ fn row(ui: &mut Ui, state: &State, contact: &Contact) -> egui::Response {
             });
             ui.label(RichText::new(preview(state, chat)).weak());
         });
-        if unread > 0 {
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                badge(ui, unread);
-            });
-        }
     });
+    if unread > 0 {
+        badge(ui, rect, unread);
+    }
     // The accessible name carries the unread count, as the badge shows it.
     let label = match unread {
         0 => contact.name().to_owned(),
@@ -175,20 +176,20 @@ fn row(ui: &mut Ui, state: &State, contact: &Contact) -> egui::Response {
     response
 }
 
-/// The red unread count.
-fn badge(ui: &mut Ui, unread: u64) {
+/// The red unread count, at the right of the row `rect`.
+fn badge(ui: &Ui, rect: egui::Rect, unread: u64) {
     let text = if unread > 99 {
         "99+".to_owned()
     } else {
         unread.to_string()
     };
-    egui::Frame::new()
-        .fill(Color32::from_rgb(220, 40, 40))
-        .corner_radius(9.0)
-        .inner_margin(egui::Margin::symmetric(6, 1))
-        .show(ui, |ui| {
-            ui.label(RichText::new(text).color(Color32::WHITE).strong());
-        });
+    let painter = ui.painter();
+    let galley = painter.layout_no_wrap(text, egui::FontId::proportional(13.0), Color32::WHITE);
+    let size = vec2((galley.size().x + 12.0).max(BADGE_HEIGHT), BADGE_HEIGHT);
+    let centre = egui::pos2(rect.right() - 8.0 - size.x / 2.0, rect.center().y);
+    let pill = egui::Rect::from_center_size(centre, size);
+    painter.rect_filled(pill, BADGE_HEIGHT / 2.0, Color32::from_rgb(220, 40, 40));
+    painter.galley(centre - galley.size() / 2.0, galley, Color32::WHITE);
 }
 
 fn preview(state: &State, chat: Option<&crate::state::Chat>) -> String {

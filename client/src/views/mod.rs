@@ -20,6 +20,9 @@ use protocol::{ClientMsgId, ConversationId, UserId};
 use crate::i18n::Lang;
 use crate::net::ImageKey;
 
+/// The colour of the one main action of a screen.
+pub const PRIMARY: egui::Color32 = egui::Color32::from_rgb(30, 115, 215);
+
 /// Height of the big buttons the original asked for.
 pub const BUTTON_HEIGHT: f32 = 32.0;
 
@@ -95,10 +98,10 @@ pub fn big_button(ui: &mut Ui, text: impl Into<WidgetText>) -> Response {
 
 /// A primary action button, wider and bold.
 pub fn primary_button(ui: &mut Ui, text: &str, enabled: bool) -> Response {
-    ui.add_enabled(
-        enabled,
-        Button::new(RichText::new(text).strong()).min_size(egui::vec2(140.0, BUTTON_HEIGHT)),
-    )
+    let button = Button::new(RichText::new(text).strong().color(egui::Color32::WHITE))
+        .fill(PRIMARY)
+        .min_size(egui::vec2(140.0, BUTTON_HEIGHT));
+    ui.add_enabled(enabled, button)
 }
 
 /// A text field with its label, tied together for screen readers and tests.
