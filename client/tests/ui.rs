@@ -5,8 +5,7 @@
 mod common;
 
 use client::state::{Delivery, Screen};
-use client_core::ClientEvent;
-use common::{PASSWORD, Person, runtime};
+use common::{PASSWORD, Person, conversation_with, friend_of, registered, runtime};
 use e2e::TestCluster;
 use egui_kittest::kittest::Queryable;
 use protocol::e2e::Body;
@@ -164,48 +163,16 @@ fn friends_are_made_through_requests_answered_now_or_later_and_deleted() {
 fn styled_messages_arrive_counted_unread_and_the_list_follows_the_last_message() {
     let rt = runtime();
     let cluster = rt.block_on(TestCluster::start());
-    let mut amy = Person::new(&cluster, "amy");
-    amy.register("amy");
-    let amy_id = amy.app().state.me.as_ref().unwrap().id;
-    let (bob, carl) = rt.block_on(async {
-        let bob = cluster.user("bob").await;
-        let carl = cluster.user("carl").await;
-        for friend in [&bob, &carl] {
-            friend.client.add_friend(amy_id).await.unwrap();
-        }
-        (bob, carl)
-    });
-    let pending = |p: &Person| {
-        p.app()
-            .state
-            .contacts
-            .as_ref()
-            .map_or(0, |c| c.bundle().pending_requests.len())
-    };
-    amy.wait("both requests", |p| pending(p) == 2);
-    amy.click("Accept");
-    amy.wait("one request answered", |p| pending(p) == 1);
-    amy.click("Accept");
+    let mut amy = registered(&cluster, "amy");
+    let bob = friend_of(&rt, &cluster, &mut amy, "bob");
+    let mut carl = friend_of(&rt, &cluster, &mut amy, "carl");
     amy.wait("both friends", |p| {
         p.sees_button("bob") && p.sees_button("carl")
     });
-    let (mut bob, mut carl) = (bob, carl);
-    rt.block_on(async {
-        for friend in [&mut bob, &mut carl] {
-            let added = |e: &ClientEvent| matches!(e, ClientEvent::FriendAdded(_)).then_some(());
-            friend.wait_for("the friendship", added).await;
-        }
-    });
-    let conversation = |name: &str, p: &Person| {
-        let bundle = p.app().state.contacts.as_ref().unwrap().bundle().clone();
-        bundle
-            .friends
-            .iter()
-            .find(|f| f.user.username == name)
-            .unwrap()
-            .conversation
-    };
-    let (with_bob, with_carl) = (conversation("bob", &amy), conversation("carl", &amy));
+    let (with_bob, with_carl) = (
+        conversation_with(&amy, "bob"),
+        conversation_with(&amy, "carl"),
+    );
 
     // Three messages to a closed chat: a badge of 3, the total in the title, carl on top.
     rt.block_on(async {
@@ -259,10 +226,8 @@ fn styled_messages_arrive_counted_unread_and_the_list_follows_the_last_message()
 fn groups_are_made_joined_by_number_and_show_who_said_what() {
     let rt = runtime();
     let cluster = rt.block_on(TestCluster::start());
-    let mut amy = Person::new(&cluster, "amy");
-    let mut bob = Person::new(&cluster, "bob");
-    amy.register("amy");
-    bob.register("bob");
+    let mut amy = registered(&cluster, "amy");
+    let mut bob = registered(&cluster, "bob");
     amy.type_into("Group name", "team");
     amy.click("Create group");
     amy.wait("the group number", |p| {
@@ -289,10 +254,8 @@ fn groups_are_made_joined_by_number_and_show_who_said_what() {
 fn a_dropped_file_is_sent_with_progress_and_saved_by_the_other_side() {
     let rt = runtime();
     let cluster = rt.block_on(TestCluster::start());
-    let mut amy = Person::new(&cluster, "amy");
-    amy.register("amy");
-    let mut bob = Person::new(&cluster, "bob");
-    bob.register("bob");
+    let mut amy = registered(&cluster, "amy");
+    let mut bob = registered(&cluster, "bob");
     bob.type_into("Find users by name", "amy");
     bob.click("Search");
     bob.wait("amy found", |p| p.sees_button("Add amy"));
@@ -332,8 +295,7 @@ fn a_dropped_file_is_sent_with_progress_and_saved_by_the_other_side() {
 fn a_second_login_elsewhere_shows_the_kicked_screen() {
     let rt = runtime();
     let cluster = rt.block_on(TestCluster::start());
-    let mut amy = Person::new(&cluster, "amy");
-    amy.register("amy");
+    let mut amy = registered(&cluster, "amy");
     // The same account on another client (sharing the key folder, as a second computer
     // would after importing it).
     let elsewhere = rt.block_on(async {
@@ -369,4 +331,53 @@ fn chinese_labels_render_with_a_cjk_font() {
     assert!(ui.sees_button("注册"));
     ui.click("注册");
     assert!(ui.sees_button("创建账号"));
+}
+
+#[test]
+fn older_history_loads_on_scroll_and_new_messages_wait_below_a_button() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = registered(&cluster, "amy");
+    let carl = friend_of(&rt, &cluster, &mut amy, "carl");
+    let with_amy = conversation_with(&amy, "carl");
+    rt.block_on(async {
+        for n in 1..=120 {
+            let text = client_core::plain(&format!("old {n}"));
+            carl.client.send_text(with_amy, text).await.unwrap();
+        }
+        carl.client
+            .send_text(with_amy, client_core::plain("newest"))
+            .await
+            .unwrap();
+    });
+    amy.wait("carl's badge", |p| p.sees_button("carl (121)"));
+    amy.click("carl (121)");
+    amy.wait("the newest page", |p| p.sees("newest"));
+    let loaded = |p: &Person| p.app().state.chats[&with_amy].lines.len();
+    assert!(loaded(&amy) < 121, "one page first, not the whole history");
+
+    // Scrolling up reaches older pages until the start of the conversation.
+    amy.wait("the first message, scrolling up", |p| {
+        if let Some(message) = p.h.query_all_by_label_contains("old ").next() {
+            message.scroll_up();
+        }
+        p.sees("old 1") && p.sees("Start of the conversation")
+    });
+    assert_eq!(loaded(&amy), 121);
+
+    // Scrolled up, a new message waits below a button instead of moving the view.
+    rt.block_on(
+        carl.client
+            .send_text(with_amy, client_core::plain("just now")),
+    )
+    .unwrap();
+    amy.wait("the new-messages button", |p| {
+        p.sees_button("New messages ↓")
+    });
+    assert!(
+        amy.sees("old 1"),
+        "the view stayed where the person was reading"
+    );
+    amy.click("New messages ↓");
+    amy.wait("the newest message in view", |p| p.sees("just now"));
 }

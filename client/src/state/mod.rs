@@ -92,7 +92,8 @@ impl Contact {
         }
     }
 
-    fn last_message_at(&self) -> Option<Timestamp> {
+    /// When its last message was sent, if ever.
+    pub fn last_message_at(&self) -> Option<Timestamp> {
         match self {
             Self::Friend(f) => f.last_message_at,
             Self::Room(r) => r.last_message_at,

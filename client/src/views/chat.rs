@@ -207,7 +207,8 @@ fn history(ui: &mut Ui, state: &mut State, contact: &Contact, actions: &mut Vec<
     }
 }
 
-fn local_time(at: Timestamp) -> Option<chrono::DateTime<Local>> {
+/// A server time in the computer's time zone.
+pub fn local_time(at: Timestamp) -> Option<chrono::DateTime<Local>> {
     Local
         .timestamp_millis_opt(i64::try_from(at.0).ok()?)
         .single()

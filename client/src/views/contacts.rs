@@ -164,6 +164,18 @@ fn row(ui: &mut Ui, state: &State, contact: &Contact) -> egui::Response {
             ui.label(RichText::new(preview(state, chat)).weak());
         });
     });
+    if let Some(at) = contact.last_message_at().and_then(super::chat::local_time) {
+        let today = chrono::Local::now().date_naive() == at.date_naive();
+        let text = at.format(if today { "%H:%M" } else { "%m-%d" }).to_string();
+        let place = egui::pos2(rect.right() - 8.0, rect.top() + 6.0);
+        ui.painter().text(
+            place,
+            egui::Align2::RIGHT_TOP,
+            text,
+            egui::FontId::proportional(12.0),
+            ui.visuals().weak_text_color(),
+        );
+    }
     if unread > 0 {
         badge(ui, rect, unread);
     }
@@ -186,7 +198,7 @@ fn badge(ui: &Ui, rect: egui::Rect, unread: u64) {
     let painter = ui.painter();
     let galley = painter.layout_no_wrap(text, egui::FontId::proportional(13.0), Color32::WHITE);
     let size = vec2((galley.size().x + 12.0).max(BADGE_HEIGHT), BADGE_HEIGHT);
-    let centre = egui::pos2(rect.right() - 8.0 - size.x / 2.0, rect.center().y);
+    let centre = egui::pos2(rect.right() - 8.0 - size.x / 2.0, rect.center().y + 8.0);
     let pill = egui::Rect::from_center_size(centre, size);
     painter.rect_filled(pill, BADGE_HEIGHT / 2.0, Color32::from_rgb(220, 40, 40));
     painter.galley(centre - galley.size() / 2.0, galley, Color32::WHITE);

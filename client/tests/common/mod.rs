@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use client::i18n::Lang;
 use client::{App, Options};
+use client_core::ClientEvent;
 use e2e::TestCluster;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -19,6 +20,51 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The password every UI test user gets.
 pub const PASSWORD: &str = "correct horse";
+
+/// A person at a desktop client, registered and logged in as `name`.
+pub fn registered(cluster: &TestCluster, name: &str) -> Person {
+    let mut person = Person::new(cluster, name);
+    person.register(name);
+    person
+}
+
+/// A user of a headless client who asks `person` to be friends; `person` accepts in the UI.
+/// Returns the user once their client has the friendship.
+pub fn friend_of(
+    rt: &tokio::runtime::Runtime,
+    cluster: &TestCluster,
+    person: &mut Person,
+    name: &str,
+) -> e2e::TestClient {
+    let me = person.app().state.me.as_ref().map(|m| m.id).unwrap();
+    let mut friend = rt.block_on(cluster.user(name));
+    rt.block_on(friend.client.add_friend(me)).unwrap();
+    person.wait("the request", |p| {
+        p.sees(&format!("{name} wants to be your friend"))
+    });
+    person.click("Accept");
+    let added = |e: &ClientEvent| matches!(e, ClientEvent::FriendAdded(_)).then_some(());
+    rt.block_on(friend.wait_for("the friendship", added));
+    person.wait("the friend in the contacts", |p| {
+        p.app()
+            .state
+            .contacts
+            .as_ref()
+            .is_some_and(|c| c.bundle().friends.iter().any(|f| f.user.username == name))
+    });
+    friend
+}
+
+/// The one-to-one conversation of `person` with `name`.
+pub fn conversation_with(person: &Person, name: &str) -> protocol::ConversationId {
+    let contacts = person.app().state.contacts.as_ref().unwrap();
+    let friend = contacts
+        .bundle()
+        .friends
+        .iter()
+        .find(|f| f.user.username == name);
+    friend.unwrap().conversation
+}
 
 /// A person at a desktop client.
 pub struct Person {
