@@ -381,3 +381,36 @@ fn older_history_loads_on_scroll_and_new_messages_wait_below_a_button() {
     amy.click("New messages ↓");
     amy.wait("the newest message in view", |p| p.sees("just now"));
 }
+
+#[test]
+fn an_image_shows_inline_opens_full_size_and_saves() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = registered(&cluster, "amy");
+    let bob = friend_of(&rt, &cluster, &mut amy, "bob");
+    let with_amy = bob.client.contacts().unwrap().friends[0].conversation;
+    let mut png = Vec::new();
+    let picture = image::RgbaImage::from_pixel(64, 48, image::Rgba([250, 120, 40, 255]));
+    image::DynamicImage::ImageRgba8(picture)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    rt.block_on(
+        bob.client
+            .send_file(with_amy, "sunset.png", &png, |_, _| {}),
+    )
+    .unwrap();
+    amy.wait("bob's badge", |p| p.sees_button("bob (1)"));
+    amy.click("bob (1)");
+    amy.wait("the picture inline", |p| p.sees("sunset.png"));
+    amy.h.get_by_label("sunset.png").click();
+    amy.h.step();
+    amy.wait("the full-size view", |p| p.sees_button("Close"));
+    amy.click("Save");
+    amy.wait("the picture saved", |p| p.sees_text("Saved to"));
+    assert_eq!(
+        std::fs::read(amy.downloads.join("sunset.png")).unwrap(),
+        png
+    );
+    amy.click("Close");
+    assert!(!amy.sees_button("Close"));
+}

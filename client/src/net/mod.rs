@@ -16,7 +16,7 @@ use client_core::{Client, ClientConfig, ClientError, ClientEvent, LocalMessage, 
 use protocol::e2e::{Body, Content, ImageFormat};
 use protocol::message::{ErrorCode, Field, FriendDecision, LoginBundle, UserSummary};
 use protocol::{ClientMsgId, ConversationId, Fingerprint, RoomId, Seq, UserId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 mod files;
 
@@ -285,7 +285,7 @@ impl Out {
 }
 
 async fn worker(config: NetConfig, mut commands: mpsc::UnboundedReceiver<Command>, out: Out) {
-    let mut client: Option<Client> = None;
+    let mut live: Option<Live> = None;
     while let Some(command) = commands.recv().await {
         match command {
             Command::Trust {
@@ -302,14 +302,16 @@ async fn worker(config: NetConfig, mut commands: mpsc::UnboundedReceiver<Command
                 username,
                 password,
             } => {
-                client = start_session(&config, &out, &server, Form::Login, async |c| {
+                end(live.take()).await;
+                live = start_session(&config, &out, &server, Form::Login, async |c| {
                     c.login(&username, &password).await.map(|_| ())
                 })
                 .await;
             }
             Command::Register { server, form } => {
                 let (username, password) = (form.username.clone(), form.password.clone());
-                client = start_session(&config, &out, &server, Form::Register, async |c| {
+                end(live.take()).await;
+                live = start_session(&config, &out, &server, Form::Register, async |c| {
                     c.register(form).await?;
                     c.login(&username, &password).await.map(|_| ())
                 })
@@ -328,18 +330,30 @@ async fn worker(config: NetConfig, mut commands: mpsc::UnboundedReceiver<Command
                     out.send(Update::Folder(folder, entries));
                 });
             }
-            Command::Logout => {
-                if let Some(c) = client.take() {
-                    let _ = c.logout().await;
-                }
-            }
-            other => match &client {
-                Some(c) => {
-                    tokio::spawn(run(c.clone(), config.clone(), out.clone(), other));
+            Command::Logout => end(live.take()).await,
+            other => match &live {
+                Some(live) => {
+                    let client = live.client.clone();
+                    tokio::spawn(run(client, config.clone(), out.clone(), other));
                 }
                 None => out.send(Update::Notice(Notice::Failed("not logged in".into()))),
             },
         }
+    }
+}
+
+/// A logged-in session: the client, and the end of the task that passes its events on
+/// (dropping it stops the task, which would otherwise keep the client alive).
+struct Live {
+    client: Client,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Ends a session: logs out (a kicked session's logout fails at once, which is fine) and
+/// stops passing its events.
+async fn end(live: Option<Live>) {
+    if let Some(live) = live {
+        let _ = live.client.logout().await;
     }
 }
 
@@ -351,7 +365,7 @@ async fn start_session(
     server: &str,
     form: Form,
     act: impl AsyncFnOnce(&Client) -> Result<(), ClientError>,
-) -> Option<Client> {
+) -> Option<Live> {
     let mut client_config = ClientConfig::new(server, config.data_dir.clone());
     client_config.trust_new_servers = false;
     let result = async {
@@ -375,8 +389,14 @@ async fn start_session(
         }
     }
     let (events_out, events_client) = (out.clone(), client.clone());
+    let (stop, mut stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = &mut stopped => None,
+            };
+            let Some(event) = event else { break };
             let contacts_changed = matches!(
                 event,
                 ClientEvent::Presence { .. }
@@ -391,7 +411,10 @@ async fn start_session(
             }
         }
     });
-    Some(client)
+    Some(Live {
+        client,
+        _stop: stop,
+    })
 }
 
 fn form_error(server: &str, form: Form, err: ClientError) -> Update {
