@@ -1,107 +1,117 @@
 //! Coalescing: the sends of all this gateway's sessions go to message-svc in `SendBatch`
 //! calls, so the per-call cost is paid once per batch (see docs/BENCHMARKS.md).
 //!
-//! The task takes whatever is queued when it is free (no added wait: a lone send goes out at
-//! once) and keeps a few calls in flight.
+//! Order: each conversation's sends go through one of [`SEND_LANES`] lanes, chosen by the
+//! conversation, and a lane makes one call at a time; message-svc stores a call's sends in the
+//! order given. So a conversation's messages are stored in the order they were queued, and a
+//! session queues its sends in the order it read them (see `session.rs`): one sender's
+//! messages keep their order even when pipelined. Lanes run in parallel, so several calls are
+//! in flight when the traffic spans conversations.
+//!
+//! A lane takes whatever is queued when it is free (no added wait: a lone send goes out at
+//! once), up to the batch bound.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use proto::message::message_client::MessageClient;
 use proto::message::{SendBatchRequest, SendRequest, SendResponse};
 use protocol::message::Error;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use crate::convert::{client_code, status_to_error, unavailable};
 
-/// `SendBatch` calls in flight at once.
-pub const SEND_CALLS_IN_FLIGHT: usize = 4;
+/// Lanes, each with one `SendBatch` call in flight at a time.
+pub const SEND_LANES: usize = 4;
 
 type Reply = oneshot::Sender<Result<SendResponse, Error>>;
 
-/// The queue into the coalescing task.
+/// The queue into the coalescing lanes.
 #[derive(Debug, Clone)]
-pub struct SendQueue(mpsc::Sender<(SendRequest, Reply)>);
+pub struct SendQueue {
+    lanes: Vec<mpsc::Sender<(SendRequest, Reply)>>,
+}
 
-impl SendQueue {
-    /// Starts the task: batches of at most `batch_max`, each call bounded by `timeout`.
-    pub fn start(client: MessageClient<Channel>, batch_max: usize, timeout: Duration) -> Self {
-        let batch_max = batch_max.clamp(1, Semaphore::MAX_PERMITS / SEND_CALLS_IN_FLIGHT);
-        let (queue, jobs) = mpsc::channel(batch_max * SEND_CALLS_IN_FLIGHT);
-        tokio::spawn(run(client, jobs, batch_max, timeout));
-        Self(queue)
-    }
+/// A send in its lane, waiting for its commit.
+#[derive(Debug)]
+pub struct QueuedSend(oneshot::Receiver<Result<SendResponse, Error>>);
 
-    /// Sends one message and waits for its commit.
-    pub async fn send(&self, request: SendRequest) -> Result<SendResponse, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.0
-            .send((request, reply))
-            .await
-            .map_err(|_| unavailable())?;
-        answer.await.map_err(|_| unavailable())?
+impl QueuedSend {
+    /// Waits until the message is stored (or refused).
+    pub async fn stored(self) -> Result<SendResponse, Error> {
+        self.0.await.map_err(|_| unavailable())?
     }
 }
 
-async fn run(
-    client: MessageClient<Channel>,
+impl SendQueue {
+    /// Starts the lanes: batches of at most `batch_max`, each call bounded by `timeout`.
+    pub fn start(client: MessageClient<Channel>, batch_max: usize, timeout: Duration) -> Self {
+        let batch_max = batch_max.max(1);
+        let lanes = (0..SEND_LANES)
+            .map(|_| {
+                let (queue, jobs) = mpsc::channel(batch_max);
+                tokio::spawn(lane(client.clone(), jobs, batch_max, timeout));
+                queue
+            })
+            .collect();
+        Self { lanes }
+    }
+
+    /// Queues one message in its conversation's lane, waiting only for room there. Messages
+    /// queued one after the other are stored in that order.
+    pub async fn queue(&self, request: SendRequest) -> Result<QueuedSend, Error> {
+        let index = usize::try_from(request.conversation_id).unwrap_or(0) % SEND_LANES;
+        let lane = self.lanes.get(index).ok_or_else(unavailable)?;
+        let (reply, answer) = oneshot::channel();
+        lane.send((request, reply))
+            .await
+            .map_err(|_| unavailable())?;
+        Ok(QueuedSend(answer))
+    }
+}
+
+async fn lane(
+    mut client: MessageClient<Channel>,
     mut jobs: mpsc::Receiver<(SendRequest, Reply)>,
     batch_max: usize,
     timeout: Duration,
 ) {
-    let calls = Arc::new(Semaphore::new(SEND_CALLS_IN_FLIGHT));
     let mut batch = Vec::with_capacity(batch_max);
     while jobs.recv_many(&mut batch, batch_max).await > 0 {
-        let Ok(call) = calls.clone().acquire_owned().await else {
-            return;
-        };
-        // Take what arrived while waiting for a free call, up to the bound.
-        while batch.len() < batch_max {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let (sends, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        let answer =
+            tokio::time::timeout(timeout, client.send_batch(SendBatchRequest { sends })).await;
+        match answer {
+            Ok(Ok(response)) => {
+                let mut outcomes = response.into_inner().outcomes.into_iter();
+                for reply in replies {
+                    let result = match outcomes.next() {
+                        Some(outcome) => match outcome.stored {
+                            Some(stored) => Ok(stored),
+                            None => Err(match client_code(outcome.error()) {
+                                Some(code) => Error::new(code, outcome.message),
+                                None => Error::new(
+                                    protocol::message::ErrorCode::Internal,
+                                    "internal error",
+                                ),
+                            }),
+                        },
+                        None => Err(unavailable()),
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+            Ok(Err(status)) => {
+                let error = status_to_error(&status);
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+            Err(_) => {
+                for reply in replies {
+                    let _ = reply.send(Err(unavailable()));
+                }
             }
         }
-        let (sends, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
-        let mut client = client.clone();
-        tokio::spawn(async move {
-            let answer =
-                tokio::time::timeout(timeout, client.send_batch(SendBatchRequest { sends })).await;
-            match answer {
-                Ok(Ok(response)) => {
-                    let outcomes = response.into_inner().outcomes;
-                    let mut outcomes = outcomes.into_iter();
-                    for reply in replies {
-                        let result = match outcomes.next() {
-                            Some(outcome) => match outcome.stored {
-                                Some(stored) => Ok(stored),
-                                None => Err(match client_code(outcome.error()) {
-                                    Some(code) => Error::new(code, outcome.message),
-                                    None => Error::new(
-                                        protocol::message::ErrorCode::Internal,
-                                        "internal error",
-                                    ),
-                                }),
-                            },
-                            None => Err(unavailable()),
-                        };
-                        let _ = reply.send(result);
-                    }
-                }
-                Ok(Err(status)) => {
-                    let error = status_to_error(&status);
-                    for reply in replies {
-                        let _ = reply.send(Err(error.clone()));
-                    }
-                }
-                Err(_) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(unavailable()));
-                    }
-                }
-            }
-            drop(call);
-        });
     }
 }

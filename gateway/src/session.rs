@@ -22,7 +22,7 @@ use proto::social::{
 };
 use protocol::message::{
     ClientMessage, Error, ErrorCode, Field, FieldError, FriendDecision, Login, LoginBundle,
-    Register, Request, Response, ServerMessage, StoredMessage,
+    Register, Request, Response, SendMessage, ServerMessage, StoredMessage,
 };
 use protocol::{AttachmentId, ConversationId, PublicKey, SecureConnection, Seq, Timestamp, UserId};
 use serde_bytes::ByteBuf;
@@ -33,6 +33,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::Shared;
 use crate::convert::{self, status_to_error, unavailable};
 use crate::hub::{Outbound, SessionHandle};
+use crate::sends::QueuedSend;
 
 /// Bytes queued for one write before the writer flushes, so a burst goes out in few writes.
 const FLUSH_AT: usize = 256 * 1024;
@@ -59,6 +60,26 @@ struct Session {
     user: u64,
     epoch: u64,
     me: Arc<proto::common::UserSummary>,
+}
+
+/// A logged-in session's request once read: a message already queued in its lane, or any
+/// other request, to run.
+enum Work {
+    Send(ConversationId, Result<QueuedSend, Error>),
+    Request(Request),
+}
+
+/// The answer to a queued message, once it is stored.
+async fn accepted(
+    conversation: ConversationId,
+    queued: Result<QueuedSend, Error>,
+) -> Result<Response, Error> {
+    let stored = queued?.stored().await?;
+    Ok(Response::MessageAccepted {
+        conversation,
+        seq: Seq(stored.seq),
+        sent_at: Timestamp(stored.sent_at),
+    })
 }
 
 /// A connection's state shared by its request tasks.
@@ -178,9 +199,22 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 let Ok(permit) = in_flight.clone().acquire_owned().await else {
                     break;
                 };
+                // A message is queued here, in the order read, so one sender's pipelined
+                // messages are stored in the order sent; only the wait for its commit runs
+                // beside the other requests.
+                let work = match body {
+                    Request::SendMessage(send) => {
+                        let conversation = send.conversation;
+                        Work::Send(conversation, conn.queue_send(&current, send).await)
+                    }
+                    other => Work::Request(other),
+                };
                 let conn = conn.clone();
                 tokio::spawn(async move {
-                    let result = conn.dispatch(current, body).await;
+                    let result = match work {
+                        Work::Send(conversation, queued) => accepted(conversation, queued).await,
+                        Work::Request(body) => conn.dispatch(current, body).await,
+                    };
                     conn.answer(id, result);
                     drop(permit);
                 });
@@ -395,6 +429,20 @@ impl Conn {
     }
 
     /// The one dispatch of a logged-in session's requests to the services.
+    /// Queues a message in the gateway's send lanes (see `sends.rs`), after the rate limit.
+    async fn queue_send(&self, session: &Session, send: SendMessage) -> Result<QueuedSend, Error> {
+        if !self.shared.limits.messages.allow(&session.user) {
+            return Err(rate_limited("messages"));
+        }
+        let request = SendRequest {
+            sender_id: session.user,
+            conversation_id: send.conversation.0,
+            client_msg_id: send.client_msg_id.0.to_vec(),
+            envelope: send.envelope.into_vec(),
+        };
+        self.shared.sends.queue(request).await
+    }
+
     async fn dispatch(&self, session: Session, body: Request) -> Result<Response, Error> {
         let shared = &self.shared;
         let services = &shared.services;
@@ -501,22 +549,8 @@ impl Conn {
                 ))
             }
             Request::SendMessage(send) => {
-                if !shared.limits.messages.allow(&user_id) {
-                    return Err(rate_limited("messages"));
-                }
                 let conversation = send.conversation;
-                let request = SendRequest {
-                    sender_id: user_id,
-                    conversation_id: conversation.0,
-                    client_msg_id: send.client_msg_id.0.to_vec(),
-                    envelope: send.envelope.into_vec(),
-                };
-                let stored = shared.sends.send(request).await?;
-                Ok(Response::MessageAccepted {
-                    conversation,
-                    seq: Seq(stored.seq),
-                    sent_at: Timestamp(stored.sent_at),
-                })
+                accepted(conversation, self.queue_send(&session, send).await).await
             }
             Request::Sync { cursors, limit } => {
                 let request = SyncRequest {

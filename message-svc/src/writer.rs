@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::{CONVERSATION_ROOM, chat_history, conversation_head};
-use sea_orm::sea_query::OnConflict;
+use entity::{CONVERSATION_ROOM, chat_history, conversation_head, cursor};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
     QuerySelect, Set, TransactionTrait,
@@ -126,7 +126,7 @@ fn authorise(
 /// Authorises and writes a batch in one transaction with a fixed number of statements,
 /// whatever its size: the memberships of the conversations involved, one query for retries
 /// already stored, one insert and one locking read for the heads, one insert for the new rows,
-/// one update per conversation.
+/// one upsert of the senders' cursors, one update per conversation.
 async fn commit(
     db: &DatabaseConnection,
     batch: &[Job],
@@ -198,6 +198,7 @@ async fn commit(
             .filter(|(_, outcome)| outcome.as_ref().is_ok_and(|o| o.stored.fresh))
             .map(|(job, _)| job.conversation)
             .collect();
+        advance_senders(&txn, batch, &results).await?;
         for conversation in conversations.iter().filter(|c| touched.contains(c)) {
             let max_seq = heads.get(conversation).copied().unwrap_or(0);
             conversation_head::Entity::update_many()
@@ -210,6 +211,52 @@ async fn commit(
     }
     txn.commit().await?;
     Ok(results)
+}
+
+/// Moves each sender's cursors (delivered and read) up to the newest message they stored in
+/// the batch, never back: what I wrote I hold, and by answering I have read what came before.
+/// So `unread = max_seq - read_seq` never counts a user's own messages. One upsert per
+/// [`ROWS_PER_STATEMENT`] senders.
+async fn advance_senders(
+    txn: &impl ConnectionTrait,
+    batch: &[Job],
+    results: &[Result<Outcome, Error>],
+) -> Result<(), DbErr> {
+    let mut newest: HashMap<(i64, i64), i64> = HashMap::new();
+    for (job, outcome) in batch.iter().zip(results) {
+        if let Ok(outcome) = outcome
+            && outcome.stored.fresh
+        {
+            let seq = newest.entry((job.conversation, job.sender)).or_insert(0);
+            *seq = (*seq).max(outcome.stored.seq);
+        }
+    }
+    let forward = |column: &str| {
+        Expr::cust(format!(
+            "CASE WHEN excluded.{column} > cursors.{column} THEN excluded.{column} \
+             ELSE cursors.{column} END"
+        ))
+    };
+    let upsert = OnConflict::columns([cursor::Column::ConversationId, cursor::Column::UserId])
+        .value(cursor::Column::DeliveredSeq, forward("delivered_seq"))
+        .value(cursor::Column::ReadSeq, forward("read_seq"))
+        .to_owned();
+    let mut rows = newest
+        .into_iter()
+        .map(|((conversation, sender), seq)| cursor::ActiveModel {
+            conversation_id: Set(conversation),
+            user_id: Set(sender),
+            delivered_seq: Set(seq),
+            read_seq: Set(seq),
+        })
+        .peekable();
+    while rows.peek().is_some() {
+        cursor::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT))
+            .on_conflict(upsert.clone())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The batch's messages that are already stored (retries), by (conversation, sender, id).

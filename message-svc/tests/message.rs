@@ -798,3 +798,60 @@ async fn pages_of_large_messages_are_cut_by_size() {
         assert_eq!((seqs, history.more), (vec![10, 9, 8], true));
     }
 }
+
+#[tokio::test]
+async fn storing_a_message_advances_its_senders_cursors() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (hu, ida) = (
+            stack.user("hu", false).await,
+            stack.user("ida", false).await,
+        );
+        let conversation = stack.befriend(hu, ida).await;
+        for i in 1..=3 {
+            stack.send(ida, conversation, i).await.unwrap();
+        }
+        for i in 11..=16 {
+            stack.send(hu, conversation, i).await.unwrap();
+        }
+        // A batch with a retry and a later message: the cursor follows the newest.
+        stack.send(hu, conversation, 12).await.unwrap();
+        let state = |user| {
+            let mut message = stack.message.clone();
+            async move {
+                let states = message
+                    .conversation_states(ConversationStatesRequest { user_id: user })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .states;
+                let state = states
+                    .into_iter()
+                    .find(|s| s.conversation_id == conversation)
+                    .unwrap();
+                (state.max_seq, state.delivered_seq, state.read_seq)
+            }
+        };
+        assert_eq!(
+            state(hu).await,
+            (9, 9, 9),
+            "{}: what I wrote is mine to have read, and I answered what came before it",
+            test.backend
+        );
+        assert_eq!(state(ida).await, (9, 3, 3), "{}", test.backend);
+        let (max, _, read) = state(ida).await;
+        assert_eq!(max - read, 6, "ida has hu's six messages unread");
+
+        // A cursor never moves back: an older read mark after sending changes nothing.
+        let mut message = stack.message.clone();
+        message
+            .ack_read(AckRequest {
+                user_id: hu,
+                conversation_id: conversation,
+                seq: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!(state(hu).await, (9, 9, 9), "{}", test.backend);
+    }
+}

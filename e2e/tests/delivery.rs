@@ -1,0 +1,116 @@
+//! Delivery semantics at the protocol level: a sender's pipelined messages keep their order,
+//! and a sender's own messages never count as unread for them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+
+use e2e::{PASSWORD, TestCluster, befriend};
+use protocol::message::{ClientMessage, Login, Request, Response, SendMessage, ServerMessage};
+use protocol::{ClientMsgId, SecureConnection};
+use serde_bytes::ByteBuf;
+use tokio::net::TcpStream;
+
+/// Messages one connection sends back to back without waiting for answers.
+const PIPELINED: u64 = 400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_are_stored_in_the_order_sent() {
+    let cluster = TestCluster::start_with(|options| {
+        // The run sends faster than a person types.
+        options.gateway.messages_per_minute = 1_000_000;
+    })
+    .await;
+    let amy = cluster.user("amy").await;
+    let bob = cluster.user("bob").await;
+    let conversation = befriend(&amy, &bob).await;
+
+    let stream = TcpStream::connect(cluster.addr()).await.unwrap();
+    let (mut conn, _) =
+        SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
+            .await
+            .unwrap();
+    let login = Request::Login(Login {
+        username: "amy".into(),
+        password: PASSWORD.into(),
+    });
+    conn.write_message(&ClientMessage::Request { id: 0, body: login })
+        .await
+        .unwrap();
+    loop {
+        match conn.read_message::<ServerMessage>().await.unwrap() {
+            Some(ServerMessage::Response { id: 0, result }) => {
+                assert!(matches!(result, Ok(Response::LoggedIn(_))), "{result:?}");
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("closed at login"),
+        }
+    }
+
+    // Every request is written before any answer is read, as a reconnecting outbox or a
+    // fast typist does.
+    for id in 1..=PIPELINED {
+        let mut client_msg_id = [0u8; 16];
+        client_msg_id[..8].copy_from_slice(&id.to_be_bytes());
+        let body = Request::SendMessage(SendMessage {
+            conversation,
+            client_msg_id: ClientMsgId(client_msg_id),
+            envelope: ByteBuf::from(vec![1u8; 64]),
+        });
+        conn.write_message(&ClientMessage::Request { id, body })
+            .await
+            .unwrap();
+    }
+    let mut seqs = HashMap::new();
+    while (seqs.len() as u64) < PIPELINED {
+        match conn.read_message::<ServerMessage>().await.unwrap() {
+            Some(ServerMessage::Response { id, result }) => match result {
+                Ok(Response::MessageAccepted { seq, .. }) => {
+                    seqs.insert(id, seq.0);
+                }
+                other => panic!("send {id}: {other:?}"),
+            },
+            Some(ServerMessage::Event(_)) => {}
+            None => panic!("closed while answering"),
+        }
+    }
+    let in_order: Vec<u64> = (1..=PIPELINED).map(|id| seqs[&id]).collect();
+    let mut sorted = in_order.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        in_order, sorted,
+        "seqs follow the order the messages were sent"
+    );
+    assert_eq!(sorted, (1..=PIPELINED).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_senders_own_messages_are_not_unread_for_them() {
+    let cluster = TestCluster::start().await;
+    let amy = cluster.user("amy").await;
+    let bob = cluster.user("bob").await;
+    let conversation = befriend(&amy, &bob).await;
+    for text in ["one", "two", "three"] {
+        amy.client
+            .send_text(conversation, client_core::plain(text))
+            .await
+            .unwrap();
+    }
+    let unread = |bundle: &protocol::message::LoginBundle| {
+        let state = bundle
+            .conversations
+            .iter()
+            .find(|s| s.conversation == conversation)
+            .unwrap();
+        state.unread()
+    };
+    let amy_sees = amy.client.refresh_contacts().await.unwrap();
+    assert_eq!(
+        unread(&amy_sees),
+        0,
+        "PROTOCOL.md's max_seq - read_seq, for the sender"
+    );
+    let bob_sees = bob.client.refresh_contacts().await.unwrap();
+    assert_eq!(unread(&bob_sees), 3);
+}
