@@ -9,8 +9,8 @@ use entity::{
 use proto::common::{Friend, PeerAddr, Presence, Room};
 use sea_orm::sea_query::LikeExpr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionSession, TransactionTrait,
 };
 use service_kit::push::{live_sessions, summary};
 use service_kit::{now_ms, wire_id};
@@ -111,6 +111,7 @@ pub async fn add_friend(
         return Err(Error::FriendSelf);
     }
     let txn = db.begin().await?;
+    lock_pair(&txn, from, to).await?;
     if user(&txn, to).await?.is_none() {
         return Err(Error::UserNotFound);
     }
@@ -143,6 +144,25 @@ pub async fn add_friend(
     };
     txn.commit().await?;
     Ok(outcome)
+}
+
+/// Makes the friend-request transactions of one pair of users take turns, so two requests
+/// that cross at the same instant cannot both miss each other's row and stay pending.
+/// PostgreSQL at READ COMMITTED needs this: a transaction-scoped advisory lock keyed by the
+/// pair (ids below 2^32 get keys of their own; a shared key only makes a pair wait its turn).
+/// SQLite needs nothing: its one connection runs transactions one at a time.
+async fn lock_pair(txn: &impl ConnectionTrait, a: i64, b: i64) -> Result<(), DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let key = a.min(b).wrapping_shl(32) ^ a.max(b);
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [key.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Users whose requests wait for `user`'s answer, oldest first.

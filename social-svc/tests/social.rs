@@ -298,6 +298,57 @@ async fn crossing_requests_make_a_friendship_at_once() {
 }
 
 #[tokio::test]
+async fn simultaneous_crossing_requests_still_make_a_friendship() {
+    /// Pairs that ask each other at the same instant.
+    const PAIRS: u32 = 12;
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let mut pairs = Vec::new();
+        for n in 0..PAIRS {
+            let a = stack.user(&format!("a{n}"), 10 + n).await;
+            let b = stack.user(&format!("b{n}"), 100 + n).await;
+            pairs.push((a, b));
+        }
+        let requests = pairs.iter().flat_map(|&(a, b)| {
+            let (mut one, mut other) = (stack.social.clone(), stack.social.clone());
+            [
+                tokio::spawn(async move {
+                    one.add_friend(AddFriendRequest {
+                        user_id: a,
+                        friend_id: b,
+                    })
+                    .await
+                }),
+                tokio::spawn(async move {
+                    other
+                        .add_friend(AddFriendRequest {
+                            user_id: b,
+                            friend_id: a,
+                        })
+                        .await
+                }),
+            ]
+        });
+        for request in requests.collect::<Vec<_>>() {
+            request.await.unwrap().unwrap();
+        }
+        for (a, b) in pairs {
+            let friends = stack.friends(a).await;
+            assert_eq!(
+                friends
+                    .iter()
+                    .map(|f| f.user.as_ref().unwrap().id)
+                    .collect::<Vec<_>>(),
+                [b],
+                "{}: crossing requests left a pending pair",
+                test.backend
+            );
+            assert!(stack.pending(a).await.is_empty() && stack.pending(b).await.is_empty());
+        }
+    }
+}
+
+#[tokio::test]
 async fn deleting_a_friend_removes_both_sides_and_tells_the_other() {
     for test in databases().await {
         let mut stack = start(test.db).await;
