@@ -127,25 +127,19 @@ impl Message for MessageRpc {
         let conversations = user_conversations(&self.db, user)
             .await
             .map_err(Error::from)?;
-        let mut messages = Vec::new();
-        let mut more = false;
-        for conversation in &conversations {
-            if budget.is_spent() {
-                more = true;
-                break;
-            }
+        let cursors = conversations.iter().map(|&conversation| {
             let cursor = request
                 .cursors
                 .iter()
-                .find(|c| c.conversation_id == wire_id(*conversation))
+                .find(|c| c.conversation_id == wire_id(conversation))
                 .and_then(|c| db_id(c.seq))
                 .unwrap_or(0);
-            let (rows, more_here) = store::page_after(&self.db, *conversation, cursor, &mut budget)
-                .await
-                .map_err(Error::from)?;
-            more = more || more_here;
-            messages.extend(rows.into_iter().map(store::to_wire));
-        }
+            (conversation, cursor)
+        });
+        let (rows, more) = store::sync_page(&self.db, cursors.collect(), &mut budget)
+            .await
+            .map_err(Error::from)?;
+        let messages = rows.into_iter().map(store::to_wire).collect();
         Ok(Response::new(SyncResponse { messages, more }))
     }
 

@@ -1,5 +1,7 @@
 //! message-svc's reads and cursor writes: plain async functions over a connection.
 
+use std::collections::{HashMap, VecDeque};
+
 use entity::{chat_history, conversation_head, cursor};
 use proto::message::{ConversationState, StoredMessage};
 use sea_orm::sea_query::OnConflict;
@@ -65,28 +67,49 @@ impl PageBudget {
     }
 }
 
-/// Messages of `conversation` after `after` in seq order, as many as `budget` allows, and
-/// whether more follow.
-pub async fn page_after(
+/// Messages a conversation gives a sync page per turn before the next one with news gets its
+/// turn.
+pub const SYNC_SLICE_ROWS: u64 = 8;
+
+/// A sync page: the messages after each `(conversation, cursor)`, as many as `budget` allows,
+/// and whether more follow. Conversations with news take turns, [`SYNC_SLICE_ROWS`] at a
+/// time, so one busy conversation cannot keep the others waiting page after page; each
+/// conversation's messages stay in seq order. Conversations with nothing new cost no query
+/// beyond the one that reads every head.
+pub async fn sync_page(
     db: &impl ConnectionTrait,
-    conversation: i64,
-    mut after: i64,
+    cursors: Vec<(i64, i64)>,
     budget: &mut PageBudget,
 ) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
+    let heads: HashMap<i64, i64> = conversation_head::Entity::find()
+        .filter(conversation_head::Column::ConversationId.is_in(cursors.iter().map(|c| c.0)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|head| (head.conversation_id, head.max_seq))
+        .collect();
+    let mut turns: VecDeque<(i64, i64)> = cursors
+        .into_iter()
+        .filter(|(conversation, cursor)| heads.get(conversation).is_some_and(|max| max > cursor))
+        .collect();
     let mut page = Vec::new();
-    loop {
-        let (rows, more) = self::after(db, conversation, after, FETCH_ROWS).await?;
+    while let Some((conversation, mut cursor)) = turns.pop_front() {
+        let (rows, more) = self::after(db, conversation, cursor, SYNC_SLICE_ROWS).await?;
         for row in rows {
             if !budget.take(&row) {
                 return Ok((page, true));
             }
-            after = row.seq;
+            cursor = row.seq;
             page.push(row);
         }
-        if !more {
-            return Ok((page, false));
+        if more {
+            turns.push_back((conversation, cursor));
+        }
+        if budget.is_spent() {
+            return Ok((page, !turns.is_empty()));
         }
     }
+    Ok((page, false))
 }
 
 /// Messages of `conversation` before `before` (0: from the newest), newest first, as many as

@@ -855,3 +855,56 @@ async fn storing_a_message_advances_its_senders_cursors() {
         assert_eq!(state(hu).await, (9, 9, 9), "{}", test.backend);
     }
 }
+
+#[tokio::test]
+async fn sync_pages_share_out_among_conversations_with_news() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (jo, kim, lu) = (
+            stack.user("jo", false).await,
+            stack.user("kim", false).await,
+            stack.user("lu", false).await,
+        );
+        // The busy conversation is the older one (the lower id), which sync used to drain
+        // before looking at any other.
+        let busy = stack.befriend(kim, jo).await;
+        let quiet = stack.befriend(lu, jo).await;
+        assert!(busy < quiet);
+        for i in 0..100u8 {
+            stack.send(kim, busy, i).await.unwrap();
+        }
+        for i in 0..3u8 {
+            stack.send(lu, quiet, i).await.unwrap();
+        }
+        let page = stack
+            .message
+            .sync(SyncRequest {
+                user_id: jo,
+                cursors: Vec::new(),
+                limit: 20,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.messages.len(), 20);
+        assert!(page.more);
+        let from = |conversation| {
+            page.messages
+                .iter()
+                .filter(|m| m.conversation_id == conversation)
+                .map(|m| m.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            from(quiet),
+            [1, 2, 3],
+            "{}: the quiet conversation is not kept waiting",
+            test.backend
+        );
+        assert_eq!(
+            from(busy),
+            (1..=17).collect::<Vec<_>>(),
+            "each conversation in seq order"
+        );
+    }
+}
