@@ -92,6 +92,7 @@ strings! {
     SexOther => "Other", "其他";
     ErrRequired => "Required", "必填";
     ErrUsername => "1 to 8 letters or digits, no spaces", "1 到 8 个字母或数字，不含空格";
+    ErrPasswordLong => "At most 128 bytes", "最多 128 字节";
     ErrPasswordsDiffer => "The passwords differ", "两次输入的密码不一致";
     ErrEmail => "An address like name@host.tld", "格式应为 name@host.tld";
     ErrAge => "A number from 0 to 150", "0 到 150 之间的数字";

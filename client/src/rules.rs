@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use protocol::message::Field;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::i18n::T;
 use crate::state::RegisterForm;
@@ -45,22 +46,38 @@ pub const USERNAME_MAX_CHARS: usize = 8;
 /// Oldest age the form accepts.
 pub const AGE_MAX: u8 = 150;
 
-/// Whether `name` is 1 to 8 letters or digits of any script.
+/// Longest password, in bytes (the server's limit).
+pub const PASSWORD_MAX_BYTES: usize = 128;
+
+/// Whether `name` is 1 to 8 letters or digits of any script, counted after NFC as the
+/// server counts them.
 pub fn username_ok(name: &str) -> bool {
+    let name: String = name.trim().nfc().collect();
     let count = name.chars().count();
     (1..=USERNAME_MAX_CHARS).contains(&count) && name.chars().all(char::is_alphanumeric)
 }
 
-/// Whether `email` looks like `name@host.tld`.
+/// Whether `email` looks like `name@host.tld` by the server's rule: one `@`, no spaces or
+/// control characters, a host of two or more dot-separated labels that neither start nor end
+/// with `-`, and a top-level label of two or more letters.
 pub fn email_ok(email: &str) -> bool {
+    let email = email.trim();
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
-    let dot = domain.rfind('.');
+    let labels: Vec<&str> = domain.split('.').collect();
+    let tld = labels.last().copied().unwrap_or_default();
     !local.is_empty()
-        && !email.chars().any(char::is_whitespace)
         && !domain.contains('@')
-        && dot.is_some_and(|at| at > 0 && at + 1 < domain.len())
+        && labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
+        && tld.chars().count() >= 2
+        && tld.chars().all(char::is_alphabetic)
 }
 
 /// Each field's problem, as the person has typed so far. Empty fields are reported only
@@ -82,7 +99,13 @@ pub fn check(form: &RegisterForm, submitting: bool) -> HashMap<Input, T> {
         username_ok(&form.username),
         T::ErrUsername,
     );
-    need(Input::Password, &form.password, true, T::ErrRequired);
+    let password_ok = form.password.len() <= PASSWORD_MAX_BYTES;
+    need(
+        Input::Password,
+        &form.password,
+        password_ok,
+        T::ErrPasswordLong,
+    );
     need(
         Input::Email,
         &form.email,
@@ -113,6 +136,10 @@ mod tests {
         assert!(!username_ok(""));
         assert!(!username_ok("a b"));
         assert!(!username_ok("a-b"));
+        // Eight characters once composed, as the server counts them.
+        assert!(username_ok(
+            "e\u{301}e\u{301}e\u{301}e\u{301}e\u{301}e\u{301}e\u{301}e\u{301}"
+        ));
     }
 
     #[test]
@@ -124,6 +151,15 @@ mod tests {
         assert!(!email_ok("a@b."));
         assert!(!email_ok("a b@c.de"));
         assert!(!email_ok("a@b@c.de"));
+        assert!(
+            !email_ok("a@b.c1"),
+            "the server wants a top-level label of letters"
+        );
+        assert!(!email_ok("a@-b.cn"));
+        assert!(
+            email_ok(" a@b.cn "),
+            "surrounding spaces are trimmed, as the server does"
+        );
     }
 
     #[test]

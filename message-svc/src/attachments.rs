@@ -277,7 +277,7 @@ pub async fn download(
         .ok_or(Error::AttachmentNotFound)?;
     let total = size(&row);
     if offset > total {
-        return Err(Error::OffsetMismatch { received: total });
+        return Err(Error::PastEnd { size: total });
     }
     if offset == total {
         return Ok((Vec::new(), total));

@@ -35,6 +35,12 @@ pub enum Error {
         /// Bytes received so far.
         received: u64,
     },
+    /// A download from past the end of the file.
+    #[error("the file has {size} bytes; ask for an offset up to that")]
+    PastEnd {
+        /// The file's size.
+        size: u64,
+    },
     /// A chunk of the wrong length.
     #[error("this chunk must be {expected} bytes, not {got}")]
     ChunkLength {
@@ -75,6 +81,7 @@ impl Error {
             Error::OffsetMismatch { .. } => {
                 (Code::FailedPrecondition, ErrorCode::UploadOffsetMismatch)
             }
+            Error::PastEnd { .. } => (Code::OutOfRange, ErrorCode::InvalidRequest),
             Error::ChecksumMismatch => (Code::DataLoss, ErrorCode::ChecksumMismatch),
             Error::TooManyUploads(_) => (Code::ResourceExhausted, ErrorCode::TooLarge),
             Error::ShuttingDown => (Code::Unavailable, ErrorCode::Internal),

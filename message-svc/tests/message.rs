@@ -646,6 +646,23 @@ async fn an_interrupted_upload_resumes_and_is_verified() {
             downloaded.extend(piece.data);
         }
         assert!(downloaded == content, "downloaded bytes differ");
+        let past_end = again
+            .download(DownloadRequest {
+                user_id: jo,
+                attachment_id: id,
+                offset: content.len() as u64 + 1,
+                max_len: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&past_end), ErrorCode::InvalidRequest);
+        assert_eq!(
+            past_end.message(),
+            format!(
+                "the file has {} bytes; ask for an offset up to that",
+                content.len()
+            )
+        );
         assert_eq!(
             attachment_chunk::Entity::find()
                 .count(&stack.db)
