@@ -23,9 +23,6 @@ use crate::logic;
 use crate::password::Passwords;
 use crate::store::{self, NewUser, SessionPlace};
 
-/// What a replaced session is told.
-pub const KICK_REASON: &str = "your account was signed in elsewhere";
-
 /// Longest gateway id or push address accepted.
 const MAX_GATEWAY_FIELD: usize = 255;
 
@@ -187,7 +184,7 @@ impl Account for AccountRpc {
                             peer_ip: previous.peer_ip.clone(),
                             peer_port: previous.peer_port,
                         };
-                        push.kick(&old, previous.session_id, KICK_REASON).await;
+                        push.kick(&old, proto::SIGNED_IN_ELSEWHERE).await;
                     }
                     Ok(None) => {}
                     Err(err) => tracing::warn!(%err, "cannot find the replaced session's gateway"),

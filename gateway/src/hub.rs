@@ -59,9 +59,6 @@ pub struct SessionHandle {
     pub outbound: Outbound,
 }
 
-/// Why a session is closed when its user logs in again (on this gateway or another).
-pub const SIGNED_IN_ELSEWHERE: &str = "your account was signed in elsewhere";
-
 /// Why a session whose queue overflowed is closed.
 pub const SLOW_READER: &str = "the connection could not keep up; reconnect to sync";
 

@@ -172,7 +172,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     };
                     let previous = shared.hub.insert(logged_in.user, handle);
                     if let Some(previous) = previous.filter(|p| p.connection != conn.id) {
-                        previous.outbound.kick(crate::hub::SIGNED_IN_ELSEWHERE);
+                        previous.outbound.kick(proto::SIGNED_IN_ELSEWHERE);
                     }
                     tracing::info!(user = logged_in.user, %peer, "logged in");
                     conn.answer(id, Ok(Response::LoggedIn(bundle)));

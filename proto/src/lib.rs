@@ -10,6 +10,10 @@
 /// Metadata key of the [`common::ErrorCode`] (as its decimal number) on a failed status.
 pub const ERROR_CODE_METADATA: &str = "uchat-error";
 
+/// Why a session is kicked when its account logs in again: the words account-svc puts in
+/// `KickRequest.reason` and a gateway sends when the new login lands on it.
+pub const SIGNED_IN_ELSEWHERE: &str = "your account was signed in elsewhere";
+
 /// The generated code, nested as the packages are (it refers to other packages by relative
 /// paths).
 pub mod uchat {

@@ -129,14 +129,13 @@ impl Pusher {
         Some(client)
     }
 
-    /// Tells a gateway to end the session `session_id` of `user_id` at `epoch`.
-    pub async fn kick(&self, session: &LiveSession, session_id: i64, reason: &str) {
+    /// Tells a gateway to end `session` (its user at its epoch), saying `reason`.
+    pub async fn kick(&self, session: &LiveSession, reason: &str) {
         let Some(mut client) = self.client(&session.push_addr).await else {
             return;
         };
         let request = KickRequest {
             target: Some(target(session)),
-            session_id: crate::wire_id(session_id),
             reason: reason.to_owned(),
         };
         if let Err(status) = client.kick(request).await {

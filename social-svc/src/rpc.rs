@@ -172,19 +172,6 @@ impl Social for SocialRpc {
         Ok(Response::new(ListFriendsResponse { friends }))
     }
 
-    async fn friends_of(
-        &self,
-        request: Request<FriendsOfRequest>,
-    ) -> Result<Response<FriendsOfResponse>, Status> {
-        let user = id(request.into_inner().user_id, "user id")?;
-        let ids = service_kit::push::friend_ids(&self.db, user)
-            .await
-            .map_err(Error::from)?;
-        Ok(Response::new(FriendsOfResponse {
-            friend_ids: ids.into_iter().map(wire_id).collect(),
-        }))
-    }
-
     async fn create_room(
         &self,
         request: Request<CreateRoomRequest>,
@@ -236,23 +223,5 @@ impl Social for SocialRpc {
         let user = id(request.into_inner().user_id, "user id")?;
         let rooms = store::rooms(&self.db, user).await.map_err(Error::from)?;
         Ok(Response::new(ListRoomsResponse { rooms }))
-    }
-
-    async fn conversation_members(
-        &self,
-        request: Request<ConversationMembersRequest>,
-    ) -> Result<Response<ConversationMembersResponse>, Status> {
-        let conversation =
-            db_id(request.into_inner().conversation_id).ok_or(Error::ConversationNotFound)?;
-        let (kind, members) = store::conversation_members(&self.db, conversation).await?;
-        let kind = if kind == entity::CONVERSATION_ROOM {
-            ConversationKind::Room
-        } else {
-            ConversationKind::Direct
-        };
-        Ok(Response::new(ConversationMembersResponse {
-            kind: kind.into(),
-            member_ids: members.into_iter().map(wire_id).collect(),
-        }))
     }
 }

@@ -457,13 +457,3 @@ pub async fn rooms(db: &impl ConnectionTrait, user: i64) -> Result<Vec<Room>, Db
     views.sort_by_key(|r| std::cmp::Reverse(r.last_message_at));
     Ok(views)
 }
-
-/// A conversation's kind and who may read and write it.
-pub async fn conversation_members(
-    db: &impl ConnectionTrait,
-    id: i64,
-) -> Result<(i16, Vec<i64>), Error> {
-    service_kit::membership::conversation_members(db, id)
-        .await?
-        .ok_or(Error::ConversationNotFound)
-}
