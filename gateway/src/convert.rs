@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 /// The client's error for a failed service call. The message of a coded status is written for
 /// people and passed on; anything else becomes a generic message (details stay in the log).
 pub fn status_to_error(status: &Status) -> Error {
-    match client_code(service_code(status)) {
+    match client_code(proto::error_code(status)) {
         Some(code) => Error::new(code, status.message()),
         None => match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => unavailable(),
@@ -59,17 +59,6 @@ pub fn client_code(code: ServiceCode) -> Option<ErrorCode> {
         ServiceCode::InvalidField => Some(ErrorCode::InvalidField),
         ServiceCode::UnknownGateway => None,
     }
-}
-
-/// The service's error code carried in a status's metadata.
-pub fn service_code(status: &Status) -> ServiceCode {
-    status
-        .metadata()
-        .get(proto::ERROR_CODE_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .and_then(|v| ServiceCode::try_from(v).ok())
-        .unwrap_or(ServiceCode::Unspecified)
 }
 
 /// The client's field for a registration field error.

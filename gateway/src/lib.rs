@@ -457,7 +457,7 @@ async fn renew_lease(shared: Arc<Shared>, push_addr: String, mut lease: Duration
             Ok(response) => {
                 lease = Duration::from_millis(response.into_inner().lease_ms).max(MIN_LEASE);
             }
-            Err(status) if convert::service_code(&status) == ServiceCode::UnknownGateway => {
+            Err(status) if proto::error_code(&status) == ServiceCode::UnknownGateway => {
                 tracing::warn!("lease expired; registering again and closing sessions");
                 for session in shared.hub.all() {
                     session

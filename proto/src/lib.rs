@@ -10,6 +10,33 @@
 /// Metadata key of the [`common::ErrorCode`] (as its decimal number) on a failed status.
 pub const ERROR_CODE_METADATA: &str = "uchat-error";
 
+/// Makes a failed status with `code`, a message for people, and `error` in the
+/// [`ERROR_CODE_METADATA`] entry: how every service reports why a call failed.
+pub fn coded(
+    code: tonic::Code,
+    error: common::ErrorCode,
+    message: impl Into<String>,
+) -> tonic::Status {
+    let mut status = tonic::Status::new(code, message);
+    status.metadata_mut().insert(
+        ERROR_CODE_METADATA,
+        tonic::metadata::MetadataValue::from(i32::from(error)),
+    );
+    status
+}
+
+/// Reads the [`common::ErrorCode`] of a failed status; `Unspecified` when it carries none (a
+/// failure of the transport, or of a caller that is not a Uchat service).
+pub fn error_code(status: &tonic::Status) -> common::ErrorCode {
+    status
+        .metadata()
+        .get(ERROR_CODE_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .and_then(|v| common::ErrorCode::try_from(v).ok())
+        .unwrap_or(common::ErrorCode::Unspecified)
+}
+
 /// Why a session is kicked when its account logs in again: the words account-svc puts in
 /// `KickRequest.reason` and a gateway sends when the new login lands on it.
 pub const SIGNED_IN_ELSEWHERE: &str = "your account was signed in elsewhere";
