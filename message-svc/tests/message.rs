@@ -148,6 +148,21 @@ impl Stack {
             .conversation_id
     }
 
+    /// `user`'s counters in `conversation`.
+    async fn state(&mut self, user: u64, conversation: u64) -> ConversationState {
+        let states = self
+            .message
+            .conversation_states(ConversationStatesRequest { user_id: user })
+            .await
+            .unwrap()
+            .into_inner()
+            .states;
+        states
+            .into_iter()
+            .find(|s| s.conversation_id == conversation)
+            .unwrap()
+    }
+
     async fn send(
         &mut self,
         sender: u64,
@@ -422,16 +437,7 @@ async fn sync_pages_by_cursor_and_cursors_only_move_forward() {
         message.ack_read(ack(5)).await.unwrap();
         message.ack_read(ack(3)).await.unwrap();
         message.ack_delivered(ack(99)).await.unwrap();
-        let states = message
-            .conversation_states(ConversationStatesRequest { user_id: gil })
-            .await
-            .unwrap()
-            .into_inner()
-            .states;
-        let state = states
-            .iter()
-            .find(|s| s.conversation_id == conversation)
-            .unwrap();
+        let state = stack.state(gil, conversation).await;
         assert_eq!(
             (state.max_seq, state.delivered_seq, state.read_seq),
             (7, 7, 5),
@@ -833,30 +839,20 @@ async fn storing_a_message_advances_its_senders_cursors() {
         }
         // A batch with a retry and a later message: the cursor follows the newest.
         stack.send(hu, conversation, 12).await.unwrap();
-        let state = |user| {
-            let mut message = stack.message.clone();
-            async move {
-                let states = message
-                    .conversation_states(ConversationStatesRequest { user_id: user })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .states;
-                let state = states
-                    .into_iter()
-                    .find(|s| s.conversation_id == conversation)
-                    .unwrap();
-                (state.max_seq, state.delivered_seq, state.read_seq)
-            }
-        };
+        let counters = |s: ConversationState| (s.max_seq, s.delivered_seq, s.read_seq);
         assert_eq!(
-            state(hu).await,
+            counters(stack.state(hu, conversation).await),
             (9, 9, 9),
             "{}: what I wrote is mine to have read, and I answered what came before it",
             test.backend
         );
-        assert_eq!(state(ida).await, (9, 3, 3), "{}", test.backend);
-        let (max, _, read) = state(ida).await;
+        assert_eq!(
+            counters(stack.state(ida, conversation).await),
+            (9, 3, 3),
+            "{}",
+            test.backend
+        );
+        let (max, _, read) = counters(stack.state(ida, conversation).await);
         assert_eq!(max - read, 6, "ida has hu's six messages unread");
 
         // A cursor never moves back: an older read mark after sending changes nothing.
@@ -869,7 +865,12 @@ async fn storing_a_message_advances_its_senders_cursors() {
             })
             .await
             .unwrap();
-        assert_eq!(state(hu).await, (9, 9, 9), "{}", test.backend);
+        assert_eq!(
+            counters(stack.state(hu, conversation).await),
+            (9, 9, 9),
+            "{}",
+            test.backend
+        );
     }
 }
 
