@@ -85,8 +85,13 @@ impl ContentKey {
         out
     }
 
-    fn seal(&self, label: &[u8], context: &[&[u8]], plaintext: &[u8]) -> Sealed {
-        let iv = random_iv();
+    fn seal_iv(
+        &self,
+        label: &[u8],
+        context: &[&[u8]],
+        plaintext: &[u8],
+        iv: [u8; BLOCK_LEN],
+    ) -> Sealed {
         let ciphertext = CbcKey::new(&self.enc).encrypt(&iv, plaintext);
         let mac = self.tag(label, context, &iv, &ciphertext);
         Sealed {
@@ -124,7 +129,11 @@ impl ContentKey {
     /// Seals one attachment chunk: `iv [16] || ciphertext || mac [16]`, the MAC binding the
     /// chunk's index so chunks cannot be reordered.
     pub fn seal_chunk(&self, index: u64, plaintext: &[u8]) -> Vec<u8> {
-        let sealed = self.seal(CHUNK_LABEL, &[&index.to_be_bytes()], plaintext);
+        self.seal_chunk_iv(index, plaintext, random_iv())
+    }
+
+    fn seal_chunk_iv(&self, index: u64, plaintext: &[u8], iv: [u8; BLOCK_LEN]) -> Vec<u8> {
+        let sealed = self.seal_iv(CHUNK_LABEL, &[&index.to_be_bytes()], plaintext, iv);
         let mut out = Vec::with_capacity(BLOCK_LEN + sealed.ciphertext.len() + TAG_LEN);
         out.extend_from_slice(&sealed.iv);
         out.extend_from_slice(&sealed.ciphertext);
@@ -254,12 +263,22 @@ impl Envelope {
         context: &MessageContext,
         body: &Body,
     ) -> Result<Self, E2eError> {
+        Self::seal_direct_iv(key, context, body, random_iv())
+    }
+
+    fn seal_direct_iv(
+        key: &PairwiseKey,
+        context: &MessageContext,
+        body: &Body,
+        iv: [u8; BLOCK_LEN],
+    ) -> Result<Self, E2eError> {
         let plain = Zeroizing::new(codec::encode(body)?);
         let parts = context.parts();
-        let sealed = key.0.seal(
+        let sealed = key.0.seal_iv(
             BODY_LABEL,
             &[&parts[0], &parts[1], &context.client_msg_id.0],
             &plain,
+            iv,
         );
         Ok(Self::Direct(sealed))
     }
@@ -272,19 +291,34 @@ impl Envelope {
         recipients: &[(UserId, PairwiseKey)],
     ) -> Result<Self, E2eError> {
         let content_key = ContentKey::generate()?;
+        let recipients: Vec<_> = recipients
+            .iter()
+            .map(|(user, key)| (*user, key, random_iv()))
+            .collect();
+        Self::seal_group_iv(context, body, &content_key, random_iv(), &recipients)
+    }
+
+    fn seal_group_iv(
+        context: &MessageContext,
+        body: &Body,
+        content_key: &ContentKey,
+        body_iv: [u8; BLOCK_LEN],
+        recipients: &[(UserId, &PairwiseKey, [u8; BLOCK_LEN])],
+    ) -> Result<Self, E2eError> {
         let plain = Zeroizing::new(codec::encode(body)?);
         let parts = context.parts();
-        let body = content_key.seal(
+        let body = content_key.seal_iv(
             BODY_LABEL,
             &[&parts[0], &parts[1], &context.client_msg_id.0],
             &plain,
+            body_iv,
         );
         let key_bytes = content_key.to_bytes();
         let keys = recipients
             .iter()
-            .map(|(recipient, pairwise)| {
+            .map(|(recipient, pairwise, iv)| {
                 let recipient_bytes = recipient.0.to_be_bytes();
-                let sealed = pairwise.0.seal(
+                let sealed = pairwise.0.seal_iv(
                     WRAP_LABEL,
                     &[
                         &parts[0],
@@ -294,6 +328,7 @@ impl Envelope {
                         &body.mac,
                     ],
                     key_bytes.as_slice(),
+                    *iv,
                 );
                 WrappedKey {
                     recipient: *recipient,
@@ -480,6 +515,44 @@ pub fn safety_number(a: (UserId, &PublicKey), b: (UserId, &PublicKey)) -> String
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Sealing with the caller's IVs and content key, for the worked examples of
+/// `docs/PROTOCOL.md` only: real messages must use fresh random ones (the functions above).
+#[doc(hidden)]
+pub mod fixed {
+    use super::*;
+
+    /// [`Envelope::seal_direct`] with `iv`.
+    pub fn seal_direct(
+        key: &PairwiseKey,
+        context: &MessageContext,
+        body: &Body,
+        iv: [u8; BLOCK_LEN],
+    ) -> Result<Envelope, E2eError> {
+        Envelope::seal_direct_iv(key, context, body, iv)
+    }
+
+    /// [`Envelope::seal_group`] with `content_key`, `body_iv` and each recipient's IV.
+    pub fn seal_group(
+        context: &MessageContext,
+        body: &Body,
+        content_key: &ContentKey,
+        body_iv: [u8; BLOCK_LEN],
+        recipients: &[(UserId, &PairwiseKey, [u8; BLOCK_LEN])],
+    ) -> Result<Envelope, E2eError> {
+        Envelope::seal_group_iv(context, body, content_key, body_iv, recipients)
+    }
+
+    /// [`ContentKey::seal_chunk`] with `iv`.
+    pub fn seal_chunk(
+        key: &ContentKey,
+        index: u64,
+        plaintext: &[u8],
+        iv: [u8; BLOCK_LEN],
+    ) -> Vec<u8> {
+        key.seal_chunk_iv(index, plaintext, iv)
+    }
 }
 
 #[cfg(test)]

@@ -11,11 +11,13 @@ use std::path::PathBuf;
 use bytes::BytesMut;
 use protocol::codec;
 use protocol::crypto::dh::prime_bytes;
-use protocol::e2e::{PairwiseKey, safety_number};
+use protocol::e2e::{
+    Body, ContentKey, MessageContext, PairwiseKey, StyledText, fixed, safety_number,
+};
 use protocol::frame::DEFAULT_MAX_FRAME_LEN;
 use protocol::handshake::{ClientHandshake, server_respond};
 use protocol::message::{ClientMessage, Request, Response, ServerMessage};
-use protocol::{KeyPair, ServerIdentity, UserId};
+use protocol::{ClientMsgId, ConversationId, KeyPair, ServerIdentity, UserId};
 
 const BEGIN: &str = "<!-- vectors:begin -->";
 const END: &str = "<!-- vectors:end -->";
@@ -94,6 +96,61 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
     let pairwise = PairwiseKey::derive(&alice, UserId(1), bob.public(), UserId(2));
     let safety = safety_number((UserId(1), alice.public()), (UserId(2), bob.public()));
 
+    // Sealed messages from user 1: one-to-one to user 2 in conversation 7; to a group of users
+    // 1 and 2 in conversation 9; and the first chunk of an attachment. The third user of the
+    // examples has the server's ephemeral secret as key.
+    let body = Body::Text(StyledText {
+        text: "hi 你好".into(),
+        font_size: 14,
+        color: [200, 30, 30],
+    });
+    let client_msg_id = ClientMsgId([0x11; 16]);
+    let direct_context = MessageContext {
+        conversation: ConversationId(7),
+        sender: UserId(1),
+        client_msg_id,
+    };
+    let direct = fixed::seal_direct(&pairwise, &direct_context, &body, [0xc0; 16]).unwrap();
+    let carol = KeyPair::from_secret(&server_ephemeral_secret).unwrap();
+    let pairwise_1_3 = PairwiseKey::derive(&alice, UserId(1), carol.public(), UserId(3));
+    let content_key_bytes: [u8; 64] = std::array::from_fn(|i| 0x70 + i as u8);
+    let content_key = ContentKey::from_bytes(&content_key_bytes);
+    let group_context = MessageContext {
+        conversation: ConversationId(9),
+        ..direct_context
+    };
+    let group = fixed::seal_group(
+        &group_context,
+        &body,
+        &content_key,
+        [0xd0; 16],
+        &[
+            (UserId(2), &pairwise, [0xd2; 16]),
+            (UserId(3), &pairwise_1_3, [0xd3; 16]),
+        ],
+    )
+    .unwrap();
+    let chunk = fixed::seal_chunk(&content_key, 0, b"the first chunk", [0xe0; 16]);
+    // What the examples seal opens on the other side.
+    let bob_side = PairwiseKey::derive(&bob, UserId(2), alice.public(), UserId(1));
+    assert_eq!(
+        direct.open(&direct_context, UserId(2), &bob_side).unwrap(),
+        body
+    );
+    assert_eq!(
+        group.open(&group_context, UserId(2), &bob_side).unwrap(),
+        body
+    );
+    let carol_side = PairwiseKey::derive(&carol, UserId(3), alice.public(), UserId(1));
+    assert_eq!(
+        group.open(&group_context, UserId(3), &carol_side).unwrap(),
+        body
+    );
+    assert_eq!(
+        content_key.open_chunk(0, &chunk).unwrap(),
+        b"the first chunk"
+    );
+
     let keys = &established.keys;
     vec![
         ("p", prime_bytes().to_vec()),
@@ -122,6 +179,12 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
         ("s2c_frame_seq0", s2c_frame_0),
         ("e2e_pairwise_1_2", pairwise.to_bytes().to_vec()),
         ("e2e_safety_number_1_2", safety.into_bytes()),
+        ("e2e_pairwise_1_3", pairwise_1_3.to_bytes().to_vec()),
+        ("e2e_body", codec::encode(&body).unwrap()),
+        ("e2e_direct_envelope", direct.encode().unwrap()),
+        ("e2e_content_key", content_key_bytes.to_vec()),
+        ("e2e_group_envelope", group.encode().unwrap()),
+        ("e2e_chunk_0", chunk),
     ]
 }
 
