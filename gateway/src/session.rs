@@ -2,8 +2,10 @@
 //! the writer task that owns the sending half.
 //!
 //! Requests of a logged-in session run concurrently (up to `max_in_flight`), so a file chunk
-//! never makes a chat message wait; answers and pushed events share one bounded outbound
-//! queue, written by one task that coalesces whatever is queued into one write.
+//! never makes a chat message wait; the one exception is that a message is queued for storage
+//! in the order read (then only its wait runs beside the rest), so one sender's messages keep
+//! their order. Answers and pushed events share one bounded outbound queue, written by one
+//! task that coalesces whatever is queued into one write.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -428,7 +430,6 @@ impl Conn {
         })
     }
 
-    /// The one dispatch of a logged-in session's requests to the services.
     /// Queues a message in the gateway's send lanes (see `sends.rs`), after the rate limit.
     async fn queue_send(&self, session: &Session, send: SendMessage) -> Result<QueuedSend, Error> {
         if !self.shared.limits.messages.allow(&session.user) {
@@ -443,6 +444,7 @@ impl Conn {
         self.shared.sends.queue(request).await
     }
 
+    /// The one dispatch of a logged-in session's requests to the services.
     async fn dispatch(&self, session: Session, body: Request) -> Result<Response, Error> {
         let shared = &self.shared;
         let services = &shared.services;
