@@ -8,11 +8,13 @@ use account_svc::Config;
 use entity::friend;
 use proto::account::account_client::AccountClient;
 use proto::account::*;
-use proto::common::{ErrorCode, PeerAddr, Sex};
+use proto::common::{ErrorCode, PeerAddr};
 use proto::gateway::notification::Event;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use service_kit::status::error_code;
-use service_kit::testing::{Pushed, RecordingGateway, databases};
+use service_kit::testing::{
+    Pushed, RecordingGateway, TEST_PASSWORD, databases, register, registration,
+};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
@@ -39,31 +41,6 @@ async fn start(db: DatabaseConnection, config: Config) -> AccountClient<Channel>
     AccountClient::connect(format!("http://{addr}"))
         .await
         .unwrap()
-}
-
-fn registration(name: &str) -> RegisterRequest {
-    RegisterRequest {
-        username: name.into(),
-        password: "secret pw".into(),
-        email: format!("{}@example.com", name.to_lowercase()),
-        sex: Sex::Female.into(),
-        age: 30,
-        public_key: vec![7; 256],
-    }
-}
-
-async fn register(client: &mut AccountClient<Channel>, name: &str) -> u64 {
-    let response = client
-        .register(registration(name))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        response.field_errors.is_empty(),
-        "{:?}",
-        response.field_errors
-    );
-    response.user_id
 }
 
 fn login_request(name: &str, password: &str, gateway: &str, session: u64) -> LoginRequest {
@@ -172,7 +149,7 @@ async fn a_wrong_pair_gets_one_error_whichever_half_is_wrong() {
             .await
             .unwrap_err();
         let unknown_user = client
-            .login(login_request("nobody", "secret pw", "gw", 1))
+            .login(login_request("nobody", TEST_PASSWORD, "gw", 1))
             .await
             .unwrap_err();
         for status in [&wrong_password, &unknown_user] {
@@ -192,13 +169,13 @@ async fn a_second_login_kicks_the_first_session() {
         let _second_gateway = gateway(&mut client, "gw-b").await;
 
         let first = client
-            .login(login_request("DAVE", "secret pw", "gw-a", 11))
+            .login(login_request("DAVE", TEST_PASSWORD, "gw-a", 11))
             .await
             .unwrap()
             .into_inner();
         assert_eq!((first.epoch, first.replaced), (1, false));
         let second = client
-            .login(login_request("dave", "secret pw", "gw-b", 22))
+            .login(login_request("dave", TEST_PASSWORD, "gw-b", 22))
             .await
             .unwrap()
             .into_inner();
@@ -258,7 +235,7 @@ async fn simultaneous_logins_leave_exactly_one_session() {
             let mut client = client.clone();
             tokio::spawn(async move {
                 client
-                    .login(login_request("erin", "secret pw", "gw", session))
+                    .login(login_request("erin", TEST_PASSWORD, "gw", session))
                     .await
                     .unwrap()
                     .into_inner()
@@ -312,11 +289,11 @@ async fn friends_see_presence_with_address_and_lease_expiry_takes_sessions_offli
         }
         let recorder = gateway(&mut client, "gw").await;
         client
-            .login(login_request("grace", "secret pw", "gw", 1))
+            .login(login_request("grace", TEST_PASSWORD, "gw", 1))
             .await
             .unwrap();
         client
-            .login(login_request("frank", "secret pw", "gw", 2))
+            .login(login_request("frank", TEST_PASSWORD, "gw", 2))
             .await
             .unwrap();
         let online = recorder
@@ -403,11 +380,11 @@ async fn malformed_session_fields_are_refused() {
     for test in databases().await {
         let mut client = start(test.db, config()).await;
         register(&mut client, "judy").await;
-        let mut no_gateway = login_request("judy", "secret pw", "", 1);
+        let mut no_gateway = login_request("judy", TEST_PASSWORD, "", 1);
         no_gateway.gateway_id.clear();
-        let mut bad_port = login_request("judy", "secret pw", "gw", 1);
+        let mut bad_port = login_request("judy", TEST_PASSWORD, "gw", 1);
         bad_port.peer.as_mut().unwrap().port = 70_000;
-        let huge_session = login_request("judy", "secret pw", "gw", u64::MAX);
+        let huge_session = login_request("judy", TEST_PASSWORD, "gw", u64::MAX);
         for request in [no_gateway, bad_port, huge_session] {
             let status = client.login(request).await.unwrap_err();
             assert_eq!(

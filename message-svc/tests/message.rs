@@ -5,19 +5,16 @@
 
 use entity::{attachment, attachment_chunk};
 use message_svc::attachments::CHUNK_LEN;
+use proto::account::RegisterGatewayRequest;
 use proto::account::account_client::AccountClient;
-use proto::account::{LoginRequest, RegisterGatewayRequest, RegisterRequest};
-use proto::common::{ErrorCode, PeerAddr};
+use proto::common::ErrorCode;
 use proto::message::message_client::MessageClient;
 use proto::message::*;
 use proto::social::social_client::SocialClient;
-use proto::social::{
-    AddFriendRequest, CreateRoomRequest, Decision, DeleteFriendRequest, JoinRoomRequest,
-    ResolveFriendRequestRequest,
-};
+use proto::social::{CreateRoomRequest, DeleteFriendRequest, JoinRoomRequest};
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use service_kit::status::error_code;
-use service_kit::testing::{Pushed, RecordingGateway, databases};
+use service_kit::testing::{self, Pushed, RecordingGateway, databases};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -92,60 +89,18 @@ async fn start(db: DatabaseConnection) -> Stack {
 }
 
 impl Stack {
+    /// Registers `name`, and logs them in when `online`; returns the user id.
     async fn user(&mut self, name: &str, online: bool) -> u64 {
-        let id = self
-            .account
-            .register(RegisterRequest {
-                username: name.into(),
-                password: "pw".into(),
-                email: format!("{name}@example.com"),
-                sex: 0,
-                age: 20,
-                public_key: vec![3; 256],
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .user_id;
+        let id = testing::register(&mut self.account, name).await;
         if online {
-            self.account
-                .login(LoginRequest {
-                    username: name.into(),
-                    password: "pw".into(),
-                    gateway_id: "gw".into(),
-                    session_id: id,
-                    peer: Some(PeerAddr {
-                        ip: "127.0.0.1".into(),
-                        port: 1,
-                    }),
-                })
-                .await
-                .unwrap();
+            testing::log_in(&mut self.account, name, id, 1).await;
         }
         id
     }
 
     /// Makes `a` and `b` friends; returns their conversation.
     async fn befriend(&mut self, a: u64, b: u64) -> u64 {
-        self.social
-            .add_friend(AddFriendRequest {
-                user_id: a,
-                friend_id: b,
-            })
-            .await
-            .unwrap();
-        self.social
-            .resolve_friend_request(ResolveFriendRequestRequest {
-                user_id: b,
-                requester_id: a,
-                decision: Decision::Accept.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .friend
-            .unwrap()
-            .conversation_id
+        testing::befriend(&mut self.social, a, b).await
     }
 
     /// `user`'s counters in `conversation`.

@@ -1,5 +1,6 @@
 //! Test helpers shared by the services' tests (feature `testing`): a migrated database of
-//! each backend, and a gateway Push server that records what it is sent.
+//! each backend, a gateway Push server that records what it is sent, and the steps every
+//! test repeats (register, log in, befriend).
 
 // Test scaffolding: failing loudly is what a test helper should do.
 #![allow(clippy::expect_used, clippy::panic)]
@@ -8,11 +9,88 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
+use proto::account::account_client::AccountClient;
+use proto::account::{LoginRequest, RegisterRequest};
+use proto::common::PeerAddr;
 use proto::gateway::push_server::{Push, PushServer};
 use proto::gateway::{DeliverRequest, KickRequest, Notification, NotifyRequest, PushResponse};
+use proto::social::social_client::SocialClient;
+use proto::social::{AddFriendRequest, Decision, ResolveFriendRequestRequest};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::net::TcpListener;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+
+/// The password of the users [`registration`] makes.
+pub const TEST_PASSWORD: &str = "secret pw";
+
+/// A valid registration of `name`: email `name@example.com` (lowercased), a placeholder
+/// public key (account-svc checks its length; the gateway checks it is in the group).
+pub fn registration(name: &str) -> RegisterRequest {
+    RegisterRequest {
+        username: name.into(),
+        password: TEST_PASSWORD.into(),
+        email: format!("{}@example.com", name.to_lowercase()),
+        sex: proto::common::Sex::Female.into(),
+        age: 30,
+        public_key: vec![7; 256],
+    }
+}
+
+/// Registers `name` ([`registration`]); returns the new user's id.
+pub async fn register(account: &mut AccountClient<Channel>, name: &str) -> u64 {
+    let registered = account
+        .register(registration(name))
+        .await
+        .expect("register")
+        .into_inner();
+    assert!(
+        registered.field_errors.is_empty(),
+        "{:?}",
+        registered.field_errors
+    );
+    registered.user_id
+}
+
+/// Logs `name` in on gateway `gw` as session `session`, from 127.0.0.1:`port`.
+pub async fn log_in(account: &mut AccountClient<Channel>, name: &str, session: u64, port: u32) {
+    account
+        .login(LoginRequest {
+            username: name.into(),
+            password: TEST_PASSWORD.into(),
+            gateway_id: "gw".into(),
+            session_id: session,
+            peer: Some(PeerAddr {
+                ip: "127.0.0.1".into(),
+                port,
+            }),
+        })
+        .await
+        .expect("log in");
+}
+
+/// Makes `a` and `b` friends (`a` asks, `b` accepts); returns their conversation.
+pub async fn befriend(social: &mut SocialClient<Channel>, a: u64, b: u64) -> u64 {
+    social
+        .add_friend(AddFriendRequest {
+            user_id: a,
+            friend_id: b,
+        })
+        .await
+        .expect("add friend");
+    social
+        .resolve_friend_request(ResolveFriendRequestRequest {
+            user_id: b,
+            requester_id: a,
+            decision: Decision::Accept.into(),
+        })
+        .await
+        .expect("accept")
+        .into_inner()
+        .friend
+        .expect("accepting makes a friend")
+        .conversation_id
+}
 
 /// Environment variable naming a PostgreSQL database the tests may create databases beside.
 pub const PG_URL_VAR: &str = "UCHAT_TEST_DATABASE_URL";

@@ -3,15 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use proto::account::RegisterGatewayRequest;
 use proto::account::account_client::AccountClient;
-use proto::account::{LoginRequest, RegisterGatewayRequest, RegisterRequest};
-use proto::common::{ErrorCode, PeerAddr, Sex};
+use proto::common::ErrorCode;
 use proto::gateway::notification::Event;
 use proto::social::social_client::SocialClient;
 use proto::social::*;
 use sea_orm::DatabaseConnection;
 use service_kit::status::error_code;
-use service_kit::testing::{Pushed, RecordingGateway, databases};
+use service_kit::testing::{self, Pushed, RecordingGateway, databases};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
@@ -80,34 +80,9 @@ async fn writers(db: &DatabaseConnection, conversation: u64) -> Option<(i16, Vec
 impl Stack {
     /// Registers and logs in `name`; returns the user id.
     async fn user(&mut self, name: &str, port: u32) -> u64 {
-        let id = self
-            .account
-            .register(RegisterRequest {
-                username: name.into(),
-                password: "pw".into(),
-                email: format!("{name}@example.com"),
-                sex: Sex::Male.into(),
-                age: 20,
-                public_key: vec![3; 256],
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .user_id;
+        let id = testing::register(&mut self.account, name).await;
         assert!(id > 0);
-        self.account
-            .login(LoginRequest {
-                username: name.into(),
-                password: "pw".into(),
-                gateway_id: "gw".into(),
-                session_id: id,
-                peer: Some(PeerAddr {
-                    ip: "127.0.0.1".into(),
-                    port,
-                }),
-            })
-            .await
-            .unwrap();
+        testing::log_in(&mut self.account, name, id, port).await;
         id
     }
 
