@@ -10,6 +10,7 @@
 pub mod attachments;
 pub mod error;
 pub mod fanout;
+pub mod logic;
 pub mod rpc;
 pub mod store;
 pub mod writer;

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use entity::CONVERSATION_ROOM;
 use proto::message::message_server::Message;
 use proto::message::*;
 use sea_orm::DatabaseConnection;
@@ -16,6 +15,7 @@ use crate::Config;
 use crate::attachments;
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutQueue};
+use crate::logic;
 use crate::store;
 use crate::writer::{Job, Outcome};
 
@@ -52,22 +52,13 @@ impl MessageRpc {
         let (kind, members) = conversation_members(&self.db, conversation)
             .await?
             .ok_or(Error::ConversationNotFound)?;
-        if members.contains(&user) {
-            Ok(members)
-        } else if kind == CONVERSATION_ROOM {
-            Err(Error::NotMember)
-        } else {
-            Err(Error::NotFriends)
-        }
+        logic::may_write(kind, &members, user)?;
+        Ok(members)
     }
 }
 
 fn id(value: u64, what: &'static str) -> Result<i64, Error> {
     db_id(value).filter(|v| *v > 0).ok_or(Error::Invalid(what))
-}
-
-fn limit(asked: u32, max: u32) -> u64 {
-    u64::from(if asked == 0 { max } else { asked.min(max) })
 }
 
 #[tonic::async_trait]
@@ -120,8 +111,8 @@ impl Message for MessageRpc {
     async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
         let request = request.into_inner();
         let user = id(request.user_id, "user id")?;
-        let mut budget = store::PageBudget::new(
-            limit(request.limit, self.config.sync_page_max),
+        let mut budget = logic::PageBudget::new(
+            logic::page_rows(request.limit, self.config.sync_page_max),
             self.config.page_max_bytes,
         );
         let conversations = user_conversations(&self.db, user)
@@ -166,8 +157,8 @@ impl Message for MessageRpc {
         let conversation = id(request.conversation_id, "conversation id")?;
         self.authorise(user, conversation).await?;
         let before = db_id(request.before).ok_or(Error::Invalid("seq"))?;
-        let mut budget = store::PageBudget::new(
-            limit(request.limit, self.config.history_page_max),
+        let mut budget = logic::PageBudget::new(
+            logic::page_rows(request.limit, self.config.history_page_max),
             self.config.page_max_bytes,
         );
         let (rows, more) = store::page_before(&self.db, conversation, before, &mut budget)

@@ -25,48 +25,6 @@ pub fn to_wire(row: chat_history::Model) -> StoredMessage {
 /// Rows read per query while a page is filled by size.
 pub const FETCH_ROWS: u64 = 32;
 
-/// Bytes counted for each message of a page besides its envelope (ids, seq, time, framing).
-pub const MESSAGE_OVERHEAD: usize = 64;
-
-/// What a page of messages may still take: a number of messages and a number of bytes, so a
-/// page of large envelopes stays within one gRPC message and one client frame.
-#[derive(Debug, Clone, Copy)]
-pub struct PageBudget {
-    /// Messages left.
-    pub rows: u64,
-    /// Bytes left.
-    pub bytes: usize,
-    taken: bool,
-}
-
-impl PageBudget {
-    /// A page of at most `rows` messages and `bytes` bytes.
-    pub fn new(rows: u64, bytes: usize) -> Self {
-        Self {
-            rows,
-            bytes,
-            taken: false,
-        }
-    }
-
-    /// Whether nothing more fits.
-    pub fn is_spent(&self) -> bool {
-        self.rows == 0 || (self.taken && self.bytes == 0)
-    }
-
-    /// Takes `row` if it fits; the first row of a page always fits, so paging progresses.
-    fn take(&mut self, row: &chat_history::Model) -> bool {
-        let size = row.envelope.len() + MESSAGE_OVERHEAD;
-        if self.rows == 0 || (self.taken && size > self.bytes) {
-            return false;
-        }
-        self.rows -= 1;
-        self.bytes = self.bytes.saturating_sub(size);
-        self.taken = true;
-        true
-    }
-}
-
 /// Messages a conversation gives a sync page per turn before the next one with news gets its
 /// turn.
 pub const SYNC_SLICE_ROWS: u64 = 8;
@@ -79,7 +37,7 @@ pub const SYNC_SLICE_ROWS: u64 = 8;
 pub async fn sync_page(
     db: &impl ConnectionTrait,
     cursors: Vec<(i64, i64)>,
-    budget: &mut PageBudget,
+    budget: &mut crate::logic::PageBudget,
 ) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
     let heads: HashMap<i64, i64> = conversation_head::Entity::find()
         .filter(conversation_head::Column::ConversationId.is_in(cursors.iter().map(|c| c.0)))
@@ -118,7 +76,7 @@ pub async fn page_before(
     db: &impl ConnectionTrait,
     conversation: i64,
     mut before: i64,
-    budget: &mut PageBudget,
+    budget: &mut crate::logic::PageBudget,
 ) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
     let mut page = Vec::new();
     loop {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::{CONVERSATION_ROOM, chat_history, conversation_head, cursor};
+use entity::{chat_history, conversation_head, cursor};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
@@ -114,13 +114,8 @@ fn authorise(
     let (kind, members) = memberships
         .get(&job.conversation)
         .ok_or(Error::ConversationNotFound)?;
-    if members.contains(&job.sender) {
-        Ok(members.clone())
-    } else if *kind == CONVERSATION_ROOM {
-        Err(Error::NotMember)
-    } else {
-        Err(Error::NotFriends)
-    }
+    crate::logic::may_write(*kind, members, job.sender)?;
+    Ok(members.clone())
 }
 
 /// Authorises and writes a batch in one transaction with a fixed number of statements,

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
 /// The page size in bytes of the test stack: three 1,000-byte envelopes with their overhead.
-const PAGE_MAX_BYTES: usize = 3 * (1000 + message_svc::store::MESSAGE_OVERHEAD);
+const PAGE_MAX_BYTES: usize = 3 * (1000 + message_svc::logic::MESSAGE_OVERHEAD);
 
 /// The attachment limit of the test stack: three chunks and a bit.
 const MAX_ATTACHMENT: u64 = 3 * CHUNK_LEN as u64 + 100;
