@@ -130,7 +130,7 @@ impl Message for MessageRpc {
         let (rows, more) = store::sync_page(&self.db, cursors.collect(), &mut budget)
             .await
             .map_err(Error::from)?;
-        let messages = rows.into_iter().map(store::to_wire).collect();
+        let messages = rows.into_iter().map(to_wire).collect();
         Ok(Response::new(SyncResponse { messages, more }))
     }
 
@@ -165,7 +165,7 @@ impl Message for MessageRpc {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(HistoryResponse {
-            messages: rows.into_iter().map(store::to_wire).collect(),
+            messages: rows.into_iter().map(to_wire).collect(),
             more,
         }))
     }
@@ -178,10 +178,12 @@ impl Message for MessageRpc {
         let conversations = user_conversations(&self.db, user)
             .await
             .map_err(Error::from)?;
-        let states = store::states(&self.db, user, conversations)
+        let rows = store::states(&self.db, user, conversations)
             .await
             .map_err(Error::from)?;
-        Ok(Response::new(ConversationStatesResponse { states }))
+        Ok(Response::new(ConversationStatesResponse {
+            states: rows.iter().map(state_to_wire).collect(),
+        }))
     }
 
     async fn upload_start(
@@ -241,6 +243,28 @@ impl Message for MessageRpc {
             total,
             data,
         }))
+    }
+}
+
+/// Converts a stored row to the wire.
+fn to_wire(row: entity::chat_history::Model) -> StoredMessage {
+    StoredMessage {
+        conversation_id: wire_id(row.conversation_id),
+        seq: wire_id(row.seq),
+        sender_id: wire_id(row.sender_id),
+        client_msg_id: row.client_msg_id,
+        sent_at: wire_id(row.sent_at),
+        envelope: row.envelope,
+    }
+}
+
+fn state_to_wire(row: &store::StateRow) -> ConversationState {
+    ConversationState {
+        conversation_id: wire_id(row.conversation),
+        max_seq: wire_id(row.max_seq),
+        delivered_seq: wire_id(row.delivered_seq),
+        read_seq: wire_id(row.read_seq),
+        last_message_at: wire_id(row.last_message_at),
     }
 }
 

@@ -3,24 +3,10 @@
 use std::collections::{HashMap, VecDeque};
 
 use entity::{chat_history, conversation_head, cursor};
-use proto::message::{ConversationState, StoredMessage};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use service_kit::wire_id;
-
-/// Converts a stored row to the wire.
-pub fn to_wire(row: chat_history::Model) -> StoredMessage {
-    StoredMessage {
-        conversation_id: wire_id(row.conversation_id),
-        seq: wire_id(row.seq),
-        sender_id: wire_id(row.sender_id),
-        client_msg_id: row.client_msg_id,
-        sent_at: wire_id(row.sent_at),
-        envelope: row.envelope,
-    }
-}
 
 /// Rows read per query while a page is filled by size.
 pub const FETCH_ROWS: u64 = 32;
@@ -186,12 +172,27 @@ pub async fn advance_cursor(
     Ok(())
 }
 
+/// One user's counters in one conversation (seqs and Unix ms; 0 where there is nothing yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateRow {
+    /// The conversation.
+    pub conversation: i64,
+    /// Its newest seq.
+    pub max_seq: i64,
+    /// The highest seq the user holds.
+    pub delivered_seq: i64,
+    /// The highest seq the user has read.
+    pub read_seq: i64,
+    /// When its last message was sent.
+    pub last_message_at: i64,
+}
+
 /// The counters of each of `conversations` for `user`.
 pub async fn states(
     db: &impl ConnectionTrait,
     user: i64,
     conversations: Vec<i64>,
-) -> Result<Vec<ConversationState>, DbErr> {
+) -> Result<Vec<StateRow>, DbErr> {
     let heads = conversation_head::Entity::find()
         .filter(conversation_head::Column::ConversationId.is_in(conversations.clone()))
         .all(db)
@@ -206,12 +207,12 @@ pub async fn states(
         .map(|conversation| {
             let head = heads.iter().find(|h| h.conversation_id == conversation);
             let cursor = cursors.iter().find(|c| c.conversation_id == conversation);
-            ConversationState {
-                conversation_id: wire_id(conversation),
-                max_seq: wire_id(head.map_or(0, |h| h.max_seq)),
-                delivered_seq: wire_id(cursor.map_or(0, |c| c.delivered_seq)),
-                read_seq: wire_id(cursor.map_or(0, |c| c.read_seq)),
-                last_message_at: wire_id(head.map_or(0, |h| h.last_message_at)),
+            StateRow {
+                conversation,
+                max_seq: head.map_or(0, |h| h.max_seq),
+                delivered_seq: cursor.map_or(0, |c| c.delivered_seq),
+                read_seq: cursor.map_or(0, |c| c.read_seq),
+                last_message_at: head.map_or(0, |h| h.last_message_at),
             }
         })
         .collect())

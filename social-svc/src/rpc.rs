@@ -1,7 +1,7 @@
 //! The tonic implementation of `uchat.social.v1.Social`: decode, call logic and store, map
 //! the error, push what other users must see.
 
-use proto::common::UserSummary;
+use proto::common::{Friend, PeerAddr, Presence, Room, UserSummary};
 use proto::gateway::RoomMemberJoined;
 use proto::gateway::notification::Event;
 use proto::social::social_server::Social;
@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::logic;
-use crate::store::{self, Requested};
+use crate::store::{self, FriendRow, Requested, RoomRow};
 
 /// social-svc's state, passed explicitly.
 #[derive(Debug, Clone)]
@@ -39,8 +39,9 @@ impl SocialRpc {
     fn announce_friend(&self, to: i64, friend: i64) {
         let (db, push) = (self.db.clone(), self.push.clone());
         tokio::spawn(async move {
-            match store::friend_view(&db, to, friend).await {
-                Ok(Some(view)) => {
+            match store::friend(&db, to, friend).await {
+                Ok(Some(row)) => {
+                    let view = friend_view(&row);
                     push.notify_users(&db, &[to], Event::FriendAdded(view))
                         .await
                 }
@@ -57,6 +58,36 @@ fn id(value: u64, what: &'static str) -> Result<i64, Error> {
 
 fn summaries(users: &[entity::user::Model]) -> Vec<UserSummary> {
     users.iter().map(summary).collect()
+}
+
+/// A friend as the contact list shows them.
+fn friend_view(row: &FriendRow) -> Friend {
+    let presence = match &row.online_at {
+        Some((ip, port)) => Presence {
+            online: true,
+            addr: Some(PeerAddr {
+                ip: ip.clone(),
+                port: u32::try_from(*port).unwrap_or(0),
+            }),
+        },
+        None => Presence::default(),
+    };
+    Friend {
+        user: Some(summary(&row.user)),
+        conversation_id: wire_id(row.conversation),
+        presence: Some(presence),
+        last_message_at: wire_id(row.last_message_at),
+    }
+}
+
+/// A room as the contact list shows it.
+fn room_view(row: &RoomRow) -> Room {
+    Room {
+        id: wire_id(row.room.id),
+        name: row.room.name.clone(),
+        conversation_id: wire_id(row.room.conversation_id),
+        last_message_at: wire_id(row.last_message_at),
+    }
 }
 
 #[tonic::async_trait]
@@ -100,9 +131,11 @@ impl Social for SocialRpc {
             }
             Requested::Friends(_) => {
                 self.announce_friend(to, from);
-                store::friend_view(&self.db, from, to)
+                store::friend(&self.db, from, to)
                     .await
                     .map_err(Error::from)?
+                    .as_ref()
+                    .map(friend_view)
             }
         };
         Ok(Response::new(AddFriendResponse { friend }))
@@ -130,9 +163,11 @@ impl Social for SocialRpc {
             Decision::Accept => {
                 store::accept(&self.db, user, requester).await?;
                 self.announce_friend(requester, user);
-                store::friend_view(&self.db, user, requester)
+                store::friend(&self.db, user, requester)
                     .await
                     .map_err(Error::from)?
+                    .as_ref()
+                    .map(friend_view)
             }
             Decision::Reject => {
                 store::reject(&self.db, user, requester).await?;
@@ -168,7 +203,8 @@ impl Social for SocialRpc {
         request: Request<ListFriendsRequest>,
     ) -> Result<Response<ListFriendsResponse>, Status> {
         let user = id(request.into_inner().user_id, "user id")?;
-        let friends = store::friends(&self.db, user).await.map_err(Error::from)?;
+        let rows = store::friends(&self.db, user).await.map_err(Error::from)?;
+        let friends = rows.iter().map(friend_view).collect();
         Ok(Response::new(ListFriendsResponse { friends }))
     }
 
@@ -178,9 +214,11 @@ impl Social for SocialRpc {
     ) -> Result<Response<CreateRoomResponse>, Status> {
         let request = request.into_inner();
         let user = id(request.user_id, "user id")?;
-        let room = store::create_room(&self.db, user, &request.name).await?;
-        tracing::info!(user, room = room.id, "room created");
-        Ok(Response::new(CreateRoomResponse { room: Some(room) }))
+        let row = store::create_room(&self.db, user, &request.name).await?;
+        tracing::info!(user, room = row.room.id, "room created");
+        Ok(Response::new(CreateRoomResponse {
+            room: Some(room_view(&row)),
+        }))
     }
 
     async fn join_room(
@@ -190,7 +228,8 @@ impl Social for SocialRpc {
         let request = request.into_inner();
         let user = id(request.user_id, "user id")?;
         let room_id = db_id(request.room_id).ok_or(Error::RoomNotFound(request.room_id))?;
-        let (room, others) = store::join_room(&self.db, user, room_id).await?;
+        let (row, others) = store::join_room(&self.db, user, room_id).await?;
+        let room = room_view(&row);
         if let Some(member) = store::user(&self.db, user).await.map_err(Error::from)? {
             self.notify(
                 others,
@@ -221,7 +260,9 @@ impl Social for SocialRpc {
         request: Request<ListRoomsRequest>,
     ) -> Result<Response<ListRoomsResponse>, Status> {
         let user = id(request.into_inner().user_id, "user id")?;
-        let rooms = store::rooms(&self.db, user).await.map_err(Error::from)?;
-        Ok(Response::new(ListRoomsResponse { rooms }))
+        let rows = store::rooms(&self.db, user).await.map_err(Error::from)?;
+        Ok(Response::new(ListRoomsResponse {
+            rooms: rows.iter().map(room_view).collect(),
+        }))
     }
 }

@@ -6,13 +6,12 @@ use entity::{
     CONVERSATION_DIRECT, CONVERSATION_ROOM, conversation, conversation_head, friend, room,
     room_user, user,
 };
-use proto::common::{Friend, PeerAddr, Presence, Room};
 use sea_orm::sea_query::LikeExpr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionSession, TransactionTrait,
 };
-use service_kit::push::{live_sessions, summary};
+use service_kit::push::live_sessions;
 use service_kit::{now_ms, wire_id};
 
 use crate::error::Error;
@@ -246,25 +245,16 @@ pub async fn unfriend(db: &impl ConnectionTrait, a: i64, b: i64) -> Result<(), E
     Ok(())
 }
 
-/// Presence of each of `users` that is online: on a gateway whose lease is current, with the
-/// address.
-pub async fn presences(
+/// Where each of `users` that is online is connected from: IP address and port, on a
+/// gateway whose lease is current.
+async fn online_at(
     db: &impl ConnectionTrait,
     users: &[i64],
-) -> Result<HashMap<i64, Presence>, DbErr> {
+) -> Result<HashMap<i64, (String, i32)>, DbErr> {
     Ok(live_sessions(db, users)
         .await?
         .into_iter()
-        .map(|s| {
-            let presence = Presence {
-                online: true,
-                addr: Some(PeerAddr {
-                    ip: s.peer_ip,
-                    port: u32::try_from(s.peer_port).unwrap_or(0),
-                }),
-            };
-            (s.user_id, presence)
-        })
+        .map(|s| (s.user_id, (s.peer_ip, s.peer_port)))
         .collect())
 }
 
@@ -282,9 +272,30 @@ async fn last_messages(
         .collect())
 }
 
-/// `user`'s friends as the contact list shows them: newest conversation first, then online
-/// ones, then by name.
-pub async fn friends(db: &impl ConnectionTrait, user: i64) -> Result<Vec<Friend>, DbErr> {
+/// A friend as the store knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendRow {
+    /// Who.
+    pub user: user::Model,
+    /// The pair's conversation.
+    pub conversation: i64,
+    /// Where they are connected from (IP address, port), when online.
+    pub online_at: Option<(String, i32)>,
+    /// When the conversation's last message was sent (Unix ms; 0: never).
+    pub last_message_at: i64,
+}
+
+/// A room and when its conversation's last message was sent (Unix ms; 0: never).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRow {
+    /// The room.
+    pub room: room::Model,
+    /// Its last message time.
+    pub last_message_at: i64,
+}
+
+/// `user`'s friends in contact-list order: newest conversation first, then online ones.
+pub async fn friends(db: &impl ConnectionTrait, user: i64) -> Result<Vec<FriendRow>, DbErr> {
     let rows = friend::Entity::find()
         .filter(friend::Column::FromUserId.eq(user))
         .filter(friend::Column::Accepted.eq(true))
@@ -292,51 +303,37 @@ pub async fn friends(db: &impl ConnectionTrait, user: i64) -> Result<Vec<Friend>
         .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.to_user_id).collect();
     let people = users(db, ids.clone()).await?;
-    let presence = presences(db, &ids).await?;
+    let mut online = online_at(db, &ids).await?;
     let last = last_messages(db, rows.iter().filter_map(|r| r.conversation_id).collect()).await?;
-    let mut friends: Vec<Friend> = people
-        .iter()
+    let mut friends: Vec<FriendRow> = people
+        .into_iter()
         .filter_map(|person| {
             let conversation = rows
                 .iter()
                 .find(|r| r.to_user_id == person.id)?
                 .conversation_id?;
-            Some(Friend {
-                user: Some(summary(person)),
-                conversation_id: wire_id(conversation),
-                presence: Some(presence.get(&person.id).cloned().unwrap_or_default()),
-                last_message_at: wire_id(last.get(&conversation).copied().unwrap_or(0)),
+            Some(FriendRow {
+                online_at: online.remove(&person.id),
+                last_message_at: last.get(&conversation).copied().unwrap_or(0),
+                conversation,
+                user: person,
             })
         })
         .collect();
-    friends.sort_by_key(|f| {
-        (
-            std::cmp::Reverse(f.last_message_at),
-            !f.presence.as_ref().is_some_and(|p| p.online),
-        )
-    });
+    friends.sort_by_key(|f| (std::cmp::Reverse(f.last_message_at), f.online_at.is_none()));
     Ok(friends)
 }
 
-/// One friend of `viewer`, as [`friends`] shows it.
-pub async fn friend_view(
+/// One friend of `viewer`, as [`friends`] lists them.
+pub async fn friend(
     db: &impl ConnectionTrait,
     viewer: i64,
     friend: i64,
-) -> Result<Option<Friend>, DbErr> {
+) -> Result<Option<FriendRow>, DbErr> {
     Ok(friends(db, viewer)
         .await?
         .into_iter()
-        .find(|f| f.user.as_ref().is_some_and(|u| u.id == wire_id(friend))))
-}
-
-fn room_view(room: &room::Model, last: &HashMap<i64, i64>) -> Room {
-    Room {
-        id: wire_id(room.id),
-        name: room.name.clone(),
-        conversation_id: wire_id(room.conversation_id),
-        last_message_at: wire_id(last.get(&room.conversation_id).copied().unwrap_or(0)),
-    }
+        .find(|f| f.user.id == friend))
 }
 
 /// Makes a room with `creator` as its first member.
@@ -344,7 +341,7 @@ pub async fn create_room(
     db: &impl TransactionTrait,
     creator: i64,
     name: &str,
-) -> Result<Room, Error> {
+) -> Result<RoomRow, Error> {
     let name = logic::room_name(name)?;
     let key = service_kit::name_key(&name);
     let txn = db.begin().await?;
@@ -382,7 +379,10 @@ pub async fn create_room(
     .insert(&txn)
     .await?;
     txn.commit().await?;
-    Ok(room_view(&room, &HashMap::new()))
+    Ok(RoomRow {
+        room,
+        last_message_at: 0,
+    })
 }
 
 async fn room(db: &impl ConnectionTrait, id: i64) -> Result<room::Model, Error> {
@@ -397,7 +397,7 @@ pub async fn join_room(
     db: &impl TransactionTrait,
     user: i64,
     id: i64,
-) -> Result<(Room, Vec<i64>), Error> {
+) -> Result<(RoomRow, Vec<i64>), Error> {
     let txn = db.begin().await?;
     let room = room(&txn, id).await?;
     let members = service_kit::membership::room_members(&txn, id).await?;
@@ -418,7 +418,14 @@ pub async fn join_room(
     }
     let last = last_messages(&txn, vec![room.conversation_id]).await?;
     txn.commit().await?;
-    Ok((room_view(&room, &last), members))
+    let last_message_at = last.get(&room.conversation_id).copied().unwrap_or(0);
+    Ok((
+        RoomRow {
+            room,
+            last_message_at,
+        },
+        members,
+    ))
 }
 
 /// The members of room `id`, which `user` must belong to.
@@ -436,7 +443,7 @@ pub async fn room_members(
 }
 
 /// The rooms `user` belongs to, newest conversation first.
-pub async fn rooms(db: &impl ConnectionTrait, user: i64) -> Result<Vec<Room>, DbErr> {
+pub async fn rooms(db: &impl ConnectionTrait, user: i64) -> Result<Vec<RoomRow>, DbErr> {
     let ids: Vec<i64> = room_user::Entity::find()
         .filter(room_user::Column::UserId.eq(user))
         .all(db)
@@ -453,7 +460,13 @@ pub async fn rooms(db: &impl ConnectionTrait, user: i64) -> Result<Vec<Room>, Db
         .all(db)
         .await?;
     let last = last_messages(db, rooms.iter().map(|r| r.conversation_id).collect()).await?;
-    let mut views: Vec<Room> = rooms.iter().map(|r| room_view(r, &last)).collect();
-    views.sort_by_key(|r| std::cmp::Reverse(r.last_message_at));
-    Ok(views)
+    let mut rows: Vec<RoomRow> = rooms
+        .into_iter()
+        .map(|room| RoomRow {
+            last_message_at: last.get(&room.conversation_id).copied().unwrap_or(0),
+            room,
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.last_message_at));
+    Ok(rows)
 }
