@@ -205,6 +205,32 @@ async fn raw_user(cluster: &TestCluster, name: &str) -> (Conn, protocol::UserId)
 }
 
 #[tokio::test]
+async fn after_login_the_connection_state_requests_are_answered_and_logout_closes() {
+    let cluster = TestCluster::start().await;
+    let (mut conn, _) = raw_user(&cluster, "ada").await;
+    assert_eq!(
+        ask(&mut conn, 3, Request::Ping { nonce: 9 }).await,
+        Ok(Response::Pong { nonce: 9 })
+    );
+    let again = Request::Login(protocol::message::Login {
+        username: "ada".into(),
+        password: "pw".into(),
+    });
+    let refused = ask(&mut conn, 4, again).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::AlreadyLoggedIn);
+    let refused = ask(&mut conn, 5, register("bob", vec![0; 256]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::AlreadyLoggedIn);
+
+    assert_eq!(ask(&mut conn, 6, Request::Logout).await, Ok(Response::Done));
+    let end = tokio::time::timeout(Duration::from_secs(5), conn.read_message::<ServerMessage>())
+        .await
+        .expect("the connection closes after Logout");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+}
+
+#[tokio::test]
 async fn a_reader_that_falls_behind_is_closed_and_syncs_everything_later() {
     let cluster = TestCluster::start_with(|o| {
         o.gateway.outbound_queue = 4;

@@ -2,12 +2,14 @@
 //! forwards requests to the services over gRPC; receives the services' pushes and hands them
 //! to the sessions it holds. It never touches the database.
 //!
-//! Layers: [`session`] runs one connection (handshake, the request loop with one dispatch
-//! `match`, its writer); [`hub`] maps users to the sessions held here; [`push`] is the gRPC
+//! Layers: [`session`] runs one connection (handshake, the request loop keeping its state, its
+//! writer); [`handlers`] holds one function per request and the `dispatch` that routes them;
+//! [`hub`] maps users to the sessions held here; [`push`] is the gRPC
 //! server the services push to; [`sends`] coalesces sends into `SendBatch` calls; [`limits`]
 //! holds the rate limits; [`convert`] maps between protobuf and protocol types and errors.
 
 pub mod convert;
+pub mod handlers;
 pub mod hub;
 pub mod limits;
 pub mod push;
