@@ -241,3 +241,17 @@ pub async fn befriend(a: &TestClient, b: &TestClient) -> protocol::ConversationI
         .unwrap_or_else(|e| panic!("contacts: {e}"));
     friend.conversation
 }
+
+/// A one-to-one envelope of `blocks` 16-byte ciphertext blocks of `fill`, for raw-protocol
+/// tests: the server checks an envelope's outer structure, never its contents, so any
+/// well-formed one will do.
+pub fn opaque_envelope(fill: u8, blocks: usize) -> Vec<u8> {
+    let sealed = protocol::e2e::Sealed {
+        iv: [fill; 16],
+        ciphertext: serde_bytes::ByteBuf::from(vec![fill; 16 * blocks]),
+        mac: [fill; 16],
+    };
+    protocol::e2e::Envelope::Direct(sealed)
+        .encode()
+        .unwrap_or_default()
+}

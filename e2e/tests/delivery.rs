@@ -56,7 +56,7 @@ async fn pipelined_sends_are_stored_in_the_order_sent() {
         let body = Request::SendMessage(SendMessage {
             conversation,
             client_msg_id: ClientMsgId(client_msg_id),
-            envelope: ByteBuf::from(vec![1u8; 64]),
+            envelope: ByteBuf::from(e2e::opaque_envelope(1, 4)),
         });
         conn.write_message(&ClientMessage::Request { id, body })
             .await

@@ -261,7 +261,7 @@ async fn a_reader_that_falls_behind_is_closed_and_syncs_everything_later() {
         let send = Request::SendMessage(protocol::message::SendMessage {
             conversation: friend.conversation,
             client_msg_id: protocol::ClientMsgId([n as u8; 16]),
-            envelope: ByteBuf::from(vec![n as u8; 200 * 1024]),
+            envelope: ByteBuf::from(e2e::opaque_envelope(n as u8, 200 * 64)),
         });
         assert!(
             ask(&mut amy, 10 + n, send).await.is_ok(),

@@ -57,6 +57,7 @@ pub fn client_code(code: ServiceCode) -> Option<ErrorCode> {
         ServiceCode::UploadOffsetMismatch => Some(ErrorCode::UploadOffsetMismatch),
         ServiceCode::ChecksumMismatch => Some(ErrorCode::ChecksumMismatch),
         ServiceCode::InvalidField => Some(ErrorCode::InvalidField),
+        ServiceCode::MembersChanged => Some(ErrorCode::MembersChanged),
         ServiceCode::UnknownGateway => None,
     }
 }

@@ -26,7 +26,9 @@ use entity::{CONVERSATION_DIRECT, conversation, friend};
 use migrations::{Migrator, MigratorTrait};
 use proto::message::message_client::MessageClient;
 use proto::message::{SendBatchRequest, SendRequest};
+use protocol::e2e::{Envelope, Sealed};
 use sea_orm::{ActiveModelTrait, Set};
+use serde_bytes::ByteBuf;
 
 #[tokio::main]
 async fn main() {
@@ -99,6 +101,15 @@ async fn main() {
         );
     }
 
+    // A well-formed one-to-one envelope of 204 bytes (160 of ciphertext): message-svc checks
+    // an envelope's outer structure, never its contents.
+    let envelope = Envelope::Direct(Sealed {
+        iv: [0x5a; 16],
+        ciphertext: ByteBuf::from(vec![0x5a; 160]),
+        mac: [0x5a; 16],
+    })
+    .encode()
+    .unwrap();
     let sent = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
@@ -108,6 +119,7 @@ async fn main() {
             let sent = sent.clone();
             let conversation = 1 + i % conversations;
             let sender = 2 * conversation;
+            let envelope = envelope.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
@@ -119,7 +131,7 @@ async fn main() {
                                 sender_id: sender,
                                 conversation_id: conversation,
                                 client_msg_id: [i.to_be_bytes(), n.to_be_bytes()].concat(),
-                                envelope: vec![0x5a; 200],
+                                envelope: envelope.clone(),
                             }
                         })
                         .collect();

@@ -55,6 +55,12 @@ pub enum Error {
     /// Too many unfinished uploads.
     #[error("you already have {0} unfinished uploads; finish one first")]
     TooManyUploads(u64),
+    /// An envelope whose outer structure is wrong (see `protocol::e2e::EnvelopeShape`).
+    #[error(transparent)]
+    Envelope(#[from] protocol::EnvelopeError),
+    /// A group message whose keys are not wrapped for exactly the group's current members.
+    #[error("the group's members changed; seal the message for the current members and resend")]
+    MembersChanged,
     /// A request that cannot be valid.
     #[error("{0}")]
     Invalid(&'static str),
@@ -74,7 +80,8 @@ impl Error {
             Error::NotFriends => (Code::PermissionDenied, ErrorCode::NotFriends),
             Error::NotMember => (Code::PermissionDenied, ErrorCode::NotMember),
             Error::TooLarge { .. } => (Code::InvalidArgument, ErrorCode::TooLarge),
-            Error::Invalid(_) | Error::ChunkLength { .. } => {
+            Error::MembersChanged => (Code::FailedPrecondition, ErrorCode::MembersChanged),
+            Error::Invalid(_) | Error::Envelope(_) | Error::ChunkLength { .. } => {
                 (Code::InvalidArgument, ErrorCode::InvalidRequest)
             }
             Error::AttachmentNotFound => (Code::NotFound, ErrorCode::AttachmentNotFound),

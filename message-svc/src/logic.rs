@@ -2,6 +2,8 @@
 //! large a page a caller gets (in messages and in bytes).
 
 use entity::{CONVERSATION_ROOM, chat_history};
+use protocol::EnvelopeError;
+use protocol::e2e::EnvelopeShape;
 
 use crate::error::Error;
 
@@ -15,6 +17,35 @@ pub fn may_write(kind: i16, members: &[i64], user: i64) -> Result<(), Error> {
         Err(Error::NotMember)
     } else {
         Err(Error::NotFriends)
+    }
+}
+
+/// Whether an envelope of `shape` fits a conversation of `kind` with `members`: a direct
+/// envelope for a one-to-one conversation; for a group, a key wrapped for each current member
+/// and no one else (else `MembersChanged`: the sender's member list is out of date).
+pub fn sealed_for(kind: i16, members: &[i64], shape: &EnvelopeShape) -> Result<(), Error> {
+    let kind_name = |room: bool| if room { "group" } else { "one-to-one" };
+    let room = kind == CONVERSATION_ROOM;
+    match shape {
+        EnvelopeShape::Direct if !room => Ok(()),
+        EnvelopeShape::Group(recipients) if room => {
+            // Recipients are distinct (checked with the shape); so are members.
+            let all_members = recipients.len() == members.len()
+                && recipients
+                    .iter()
+                    .all(|r| i64::try_from(r.0).is_ok_and(|r| members.contains(&r)));
+            if all_members {
+                Ok(())
+            } else {
+                Err(Error::MembersChanged)
+            }
+        }
+        EnvelopeShape::Direct | EnvelopeShape::Group(_) => {
+            Err(Error::Envelope(EnvelopeError::WrongKind {
+                envelope: kind_name(!room),
+                conversation: kind_name(room),
+            }))
+        }
     }
 }
 
@@ -81,6 +112,34 @@ mod tests {
         assert!(matches!(
             may_write(CONVERSATION_DIRECT, &[], 1),
             Err(Error::NotFriends)
+        ));
+    }
+
+    #[test]
+    fn an_envelope_fits_its_conversation_kind_and_the_current_members() {
+        use protocol::UserId;
+        let group = |ids: &[u64]| EnvelopeShape::Group(ids.iter().map(|&i| UserId(i)).collect());
+        assert!(sealed_for(CONVERSATION_DIRECT, &[1, 2], &EnvelopeShape::Direct).is_ok());
+        assert!(sealed_for(CONVERSATION_ROOM, &[1, 2, 3], &group(&[3, 1, 2])).is_ok());
+        assert!(matches!(
+            sealed_for(CONVERSATION_ROOM, &[1, 2, 3], &group(&[1, 2])),
+            Err(Error::MembersChanged)
+        ));
+        assert!(matches!(
+            sealed_for(CONVERSATION_ROOM, &[1, 2], &group(&[1, 2, 4])),
+            Err(Error::MembersChanged)
+        ));
+        assert!(matches!(
+            sealed_for(CONVERSATION_ROOM, &[1, 2], &group(&[1, 4])),
+            Err(Error::MembersChanged)
+        ));
+        assert!(matches!(
+            sealed_for(CONVERSATION_ROOM, &[1, 2], &EnvelopeShape::Direct),
+            Err(Error::Envelope(EnvelopeError::WrongKind { .. }))
+        ));
+        assert!(matches!(
+            sealed_for(CONVERSATION_DIRECT, &[1, 2], &group(&[1, 2])),
+            Err(Error::Envelope(EnvelopeError::WrongKind { .. }))
         ));
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use proto::message::message_server::Message;
 use proto::message::*;
+use protocol::e2e::EnvelopeShape;
 use sea_orm::DatabaseConnection;
 use service_kit::membership::{conversation_members, user_conversations};
 use service_kit::{db_id, wire_id};
@@ -302,11 +303,14 @@ impl MessageRpc {
                 limit: self.config.max_envelope_bytes,
             });
         }
-        // The writer authorises the send in the transaction that stores it.
+        // The writer authorises the send in the transaction that stores it, and checks the
+        // envelope's recipients against the members it reads there.
+        let shape = EnvelopeShape::of(&request.envelope)?;
         let (reply, outcome) = oneshot::channel();
         let job = Job {
             sender,
             conversation,
+            shape,
             client_msg_id: request.client_msg_id.clone(),
             envelope: request.envelope.clone(),
             reply,

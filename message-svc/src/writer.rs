@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entity::{chat_history, conversation_head, cursor};
+use protocol::e2e::EnvelopeShape;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
@@ -39,6 +40,8 @@ pub struct Job {
     pub client_msg_id: Vec<u8>,
     /// The end-to-end envelope.
     pub envelope: Vec<u8>,
+    /// Its outer structure, checked when it was received.
+    pub shape: EnvelopeShape,
     /// Where the result goes once committed.
     pub reply: oneshot::Sender<Result<Outcome, Error>>,
 }
@@ -106,7 +109,8 @@ pub async fn run(
     }
 }
 
-/// Checks that the sender may write to the conversation, given its members.
+/// Checks that the sender may write to the conversation, given its members, and that the
+/// envelope is sealed for them.
 fn authorise(
     memberships: &HashMap<i64, (i16, Arc<Vec<i64>>)>,
     job: &Job,
@@ -115,6 +119,7 @@ fn authorise(
         .get(&job.conversation)
         .ok_or(Error::ConversationNotFound)?;
     crate::logic::may_write(*kind, members, job.sender)?;
+    crate::logic::sealed_for(*kind, members, &job.shape)?;
     Ok(members.clone())
 }
 

@@ -12,15 +12,21 @@ use proto::message::message_client::MessageClient;
 use proto::message::*;
 use proto::social::social_client::SocialClient;
 use proto::social::{CreateRoomRequest, DeleteFriendRequest, JoinRoomRequest};
+use protocol::UserId;
+use protocol::e2e::{Envelope, Sealed, WRAPPED_KEY_LEN, WrappedKey};
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
+use serde_bytes::ByteBuf;
 use service_kit::status::error_code;
 use service_kit::testing::{self, Pushed, RecordingGateway, databases};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-/// The page size in bytes of the test stack: three 1,000-byte envelopes with their overhead.
-const PAGE_MAX_BYTES: usize = 3 * (1000 + message_svc::logic::MESSAGE_OVERHEAD);
+/// The length of `direct(_, 60)`: a bincode variant index, IV, length, 60 blocks and MAC.
+const PAGE_ENVELOPE: usize = 4 + 16 + 8 + 60 * 16 + 16;
+
+/// The page size in bytes of the test stack: three `PAGE_ENVELOPE`s with their overhead.
+const PAGE_MAX_BYTES: usize = 3 * (PAGE_ENVELOPE + message_svc::logic::MESSAGE_OVERHEAD);
 
 /// The attachment limit of the test stack: three chunks and a bit.
 const MAX_ATTACHMENT: u64 = 3 * CHUNK_LEN as u64 + 100;
@@ -32,6 +38,35 @@ struct Stack {
     gateway: RecordingGateway,
     db: DatabaseConnection,
     message_url: String,
+}
+
+/// A one-to-one envelope of `blocks` ciphertext blocks of `fill`: message-svc cannot open an
+/// envelope, only check its outer structure, so any well-formed one will do.
+fn direct(fill: u8, blocks: usize) -> Vec<u8> {
+    Envelope::Direct(sealed(fill, blocks)).encode().unwrap()
+}
+
+/// A group envelope with a key wrapped for each of `members`.
+fn group(fill: u8, members: &[u64]) -> Vec<u8> {
+    let keys = members
+        .iter()
+        .map(|&member| WrappedKey {
+            recipient: UserId(member),
+            iv: [fill; 16],
+            wrapped: ByteBuf::from(vec![fill; WRAPPED_KEY_LEN]),
+            mac: [fill; 16],
+        })
+        .collect();
+    let body = sealed(fill, 2);
+    Envelope::Group { body, keys }.encode().unwrap()
+}
+
+fn sealed(fill: u8, blocks: usize) -> Sealed {
+    Sealed {
+        iv: [fill; 16],
+        ciphertext: ByteBuf::from(vec![fill; 16 * blocks]),
+        mac: [fill; 16],
+    }
 }
 
 async fn listen() -> (TcpListener, String) {
@@ -129,7 +164,7 @@ impl Stack {
                 sender_id: sender,
                 conversation_id: conversation,
                 client_msg_id: vec![id; 16],
-                envelope: format!("sealed {id}").into_bytes(),
+                envelope: direct(id, 1),
             })
             .await
             .map(|r| r.into_inner())
@@ -254,6 +289,84 @@ async fn only_friends_and_members_may_write_and_limits_hold() {
 }
 
 #[tokio::test]
+async fn envelopes_are_checked_without_being_opened() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (ida, jo, kit) = (
+            stack.user("ida", false).await,
+            stack.user("jo", false).await,
+            stack.user("kit", false).await,
+        );
+        let direct_conversation = stack.befriend(ida, jo).await;
+        let room = stack
+            .social
+            .create_room(CreateRoomRequest {
+                user_id: ida,
+                name: "sealed".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .room
+            .unwrap();
+        let send = |conversation: u64, id: u8, envelope: Vec<u8>| SendRequest {
+            sender_id: ida,
+            conversation_id: conversation,
+            client_msg_id: vec![id; 16],
+            envelope,
+        };
+        let refused = |request: SendRequest| {
+            let mut client = stack.message.clone();
+            async move { client.send(request).await.unwrap_err() }
+        };
+
+        let status = refused(send(direct_conversation, 1, b"garbage".to_vec())).await;
+        assert_eq!(
+            error_code(&status),
+            ErrorCode::InvalidRequest,
+            "{}",
+            test.backend
+        );
+        assert!(
+            status.message().contains("envelope"),
+            "{}",
+            status.message()
+        );
+        let status = refused(send(room.conversation_id, 2, direct(2, 1))).await;
+        assert_eq!(error_code(&status), ErrorCode::InvalidRequest);
+        assert!(status.message().contains("group"), "{}", status.message());
+        let status = refused(send(direct_conversation, 3, group(3, &[ida, jo]))).await;
+        assert_eq!(error_code(&status), ErrorCode::InvalidRequest);
+
+        // Sealed for the members the sender knew; someone joined since.
+        stack
+            .social
+            .join_room(JoinRoomRequest {
+                user_id: kit,
+                room_id: room.id,
+            })
+            .await
+            .unwrap();
+        let status = refused(send(room.conversation_id, 4, group(4, &[ida]))).await;
+        assert_eq!(error_code(&status), ErrorCode::MembersChanged);
+        let status = refused(send(room.conversation_id, 4, group(4, &[ida, kit, jo]))).await;
+        assert_eq!(
+            error_code(&status),
+            ErrorCode::MembersChanged,
+            "not a member"
+        );
+        // Sealed again for the current members under the same id, it is stored.
+        let stored = stack
+            .message
+            .send(send(room.conversation_id, 4, group(4, &[kit, ida])))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stored.seq, 1, "nothing refused took a seq");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_senders_in_a_group_get_unique_gap_free_seqs() {
     for test in databases().await {
         let mut stack = start(test.db).await;
@@ -288,6 +401,7 @@ async fn concurrent_senders_in_a_group_get_unique_gap_free_seqs() {
             .map(|&member| {
                 let mut client = stack.message.clone();
                 let conversation = room.conversation_id;
+                let members = members.clone();
                 tokio::spawn(async move {
                     let mut seqs = Vec::new();
                     for i in 0..per_sender {
@@ -296,7 +410,7 @@ async fn concurrent_senders_in_a_group_get_unique_gap_free_seqs() {
                                 sender_id: member,
                                 conversation_id: conversation,
                                 client_msg_id: [vec![i; 8], member.to_be_bytes().to_vec()].concat(),
-                                envelope: vec![i; 32],
+                                envelope: group(i, &members),
                             })
                             .await
                             .unwrap()
@@ -413,22 +527,22 @@ async fn a_batch_answers_each_send_on_its_own() {
             stack.user("hal", false).await,
         );
         let conversation = stack.befriend(fay, gus).await;
-        let send = |sender: u64, id: u8, envelope: &[u8]| SendRequest {
+        let send = |sender: u64, id: u8, envelope: Vec<u8>| SendRequest {
             sender_id: sender,
             conversation_id: conversation,
             client_msg_id: vec![id; 16],
-            envelope: envelope.to_vec(),
+            envelope,
         };
         let outcomes = stack
             .message
             .send_batch(SendBatchRequest {
                 sends: vec![
-                    send(fay, 1, b"one"),
-                    send(hal, 1, b"stranger"),
-                    send(fay, 1, b"one again"),
-                    send(gus, 1, b"reply"),
-                    send(fay, 2, &[0; 1025]),
-                    send(fay, 3, b"three"),
+                    send(fay, 1, direct(1, 1)),
+                    send(hal, 1, direct(9, 1)),
+                    send(fay, 1, direct(1, 2)),
+                    send(gus, 1, direct(2, 1)),
+                    send(fay, 2, vec![0; 1025]),
+                    send(fay, 3, direct(3, 1)),
                 ],
             })
             .await
@@ -467,11 +581,11 @@ async fn a_batch_answers_each_send_on_its_own() {
             .into_inner()
             .messages;
         let stored: Vec<&[u8]> = history.iter().map(|m| m.envelope.as_slice()).collect();
-        assert_eq!(stored, [&b"three"[..], b"reply", b"one"]);
+        assert_eq!(stored, [direct(3, 1), direct(2, 1), direct(1, 1)]);
 
         let too_many = SendBatchRequest {
             sends: (0..=message_svc::Config::default().send_batch_max)
-                .map(|i| send(fay, (i % 200) as u8, b"x"))
+                .map(|i| send(fay, (i % 200) as u8, direct(0, 1)))
                 .collect(),
         };
         let status = stack.message.send_batch(too_many).await.unwrap_err();
@@ -733,7 +847,7 @@ async fn pages_of_large_messages_are_cut_by_size() {
                     sender_id: lu,
                     conversation_id: conversation,
                     client_msg_id: vec![id; 16],
-                    envelope: vec![id; 1000],
+                    envelope: direct(id, 60),
                 })
                 .await
                 .unwrap();

@@ -32,7 +32,7 @@ use crate::crypto::cipher::{BLOCK_LEN, CbcKey, random_iv};
 use crate::crypto::dh::{KeyPair, PublicKey};
 use crate::crypto::kdf::{E2E_PAIRWISE_INFO, E2E_PAIRWISE_SALT, Prk};
 use crate::crypto::mac::{MacKey, TAG_LEN};
-use crate::error::E2eError;
+use crate::error::{E2eError, EnvelopeError};
 use crate::ids::{AttachmentId, ClientMsgId, ConversationId, UserId};
 
 const BODY_LABEL: &[u8] = b"uchat-e2e-v1 body";
@@ -397,6 +397,56 @@ impl Envelope {
     }
 }
 
+/// What a server can know of an envelope without opening it: its kind and, for a group
+/// message, whom its content key is wrapped for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeShape {
+    /// A one-to-one message.
+    Direct,
+    /// A group message, with the members its key is wrapped for, in the envelope's order.
+    Group(Vec<UserId>),
+}
+
+/// Length of a wrapped content key: 64 bytes and a block of PKCS#7 padding.
+pub const WRAPPED_KEY_LEN: usize = CONTENT_KEY_LEN + BLOCK_LEN;
+
+impl EnvelopeShape {
+    /// Checks an envelope's outer structure: a known kind with nothing after it, ciphertexts of
+    /// whole blocks, wrapped keys of the one possible length, one per recipient.
+    pub fn of(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let envelope: Envelope =
+            codec::decode(bytes).map_err(|err| EnvelopeError::Undecodable(err.to_string()))?;
+        let whole_blocks = |len: usize| len > 0 && len.is_multiple_of(BLOCK_LEN);
+        match envelope {
+            Envelope::Direct(sealed) => {
+                if !whole_blocks(sealed.ciphertext.len()) {
+                    return Err(EnvelopeError::Blocks("body"));
+                }
+                Ok(Self::Direct)
+            }
+            Envelope::Group { body, keys } => {
+                if !whole_blocks(body.ciphertext.len()) {
+                    return Err(EnvelopeError::Blocks("body"));
+                }
+                let mut recipients = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    if key.wrapped.len() != WRAPPED_KEY_LEN {
+                        return Err(EnvelopeError::WrappedKeyLength {
+                            expected: WRAPPED_KEY_LEN,
+                            got: key.wrapped.len(),
+                        });
+                    }
+                    if recipients.contains(&key.recipient) {
+                        return Err(EnvelopeError::DuplicateRecipient(key.recipient.0));
+                    }
+                    recipients.push(key.recipient);
+                }
+                Ok(Self::Group(recipients))
+            }
+        }
+    }
+}
+
 /// The plaintext of a message. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
@@ -589,6 +639,70 @@ mod tests {
             font_size: 14,
             color: [200, 0, 0],
         })
+    }
+
+    #[test]
+    fn the_outer_shape_is_checked_without_opening() {
+        let (alice, bob) = (user(1), user(2));
+        let ctx = context(&alice);
+        let direct = Envelope::seal_direct(&pairwise(&alice, &bob), &ctx, &text("hi")).unwrap();
+        assert_eq!(
+            EnvelopeShape::of(&direct.encode().unwrap()),
+            Ok(EnvelopeShape::Direct)
+        );
+        let recipients = [
+            (bob.id, pairwise(&alice, &bob)),
+            (alice.id, pairwise(&alice, &alice)),
+        ];
+        let group = Envelope::seal_group(&ctx, &text("hi"), &recipients).unwrap();
+        assert_eq!(
+            EnvelopeShape::of(&group.encode().unwrap()),
+            Ok(EnvelopeShape::Group(vec![bob.id, alice.id]))
+        );
+
+        assert!(matches!(
+            EnvelopeShape::of(b"garbage"),
+            Err(EnvelopeError::Undecodable(_))
+        ));
+        let mut trailing = direct.encode().unwrap();
+        trailing.push(0);
+        assert!(matches!(
+            EnvelopeShape::of(&trailing),
+            Err(EnvelopeError::Undecodable(_))
+        ));
+        let Envelope::Group { body, mut keys } = group else {
+            panic!("a group envelope")
+        };
+        let mut torn = Sealed {
+            ciphertext: ByteBuf::from(vec![0; 15]),
+            ..body.clone()
+        };
+        let shape = |e: Envelope| EnvelopeShape::of(&e.encode().unwrap());
+        assert_eq!(
+            shape(Envelope::Direct(torn.clone())),
+            Err(EnvelopeError::Blocks("body"))
+        );
+        torn.ciphertext = ByteBuf::new();
+        assert_eq!(
+            shape(Envelope::Direct(torn)),
+            Err(EnvelopeError::Blocks("body"))
+        );
+        let twice = vec![keys[0].clone(), keys[0].clone()];
+        assert_eq!(
+            shape(Envelope::Group {
+                body: body.clone(),
+                keys: twice
+            }),
+            Err(EnvelopeError::DuplicateRecipient(bob.id.0))
+        );
+        keys[1].wrapped = ByteBuf::from(vec![0; 64]);
+        assert_eq!(
+            shape(Envelope::Group { body, keys }),
+            Err(EnvelopeError::WrappedKeyLength {
+                expected: 80,
+                got: 64
+            })
+        );
     }
 
     #[test]

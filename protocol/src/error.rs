@@ -147,6 +147,36 @@ pub enum E2eError {
     Random,
 }
 
+/// Why an envelope's outer structure is refused (what a server can check without opening it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Not a bincode `Envelope` of a known kind, or bytes after it.
+    #[error("the envelope is not one this server knows: {0}")]
+    Undecodable(String),
+    /// A ciphertext that is empty or not a whole number of AES blocks.
+    #[error("the envelope's {0} is not a whole number of 16-byte blocks")]
+    Blocks(&'static str),
+    /// A wrapped content key of the wrong length.
+    #[error("a wrapped key must be {expected} bytes, not {got}")]
+    WrappedKeyLength {
+        /// The length of a wrapped 64-byte key (with its padding).
+        expected: usize,
+        /// The length it had.
+        got: usize,
+    },
+    /// Two wrapped keys for one member.
+    #[error("the envelope wraps the key twice for user {0}")]
+    DuplicateRecipient(u64),
+    /// A group envelope in a one-to-one conversation, or the reverse.
+    #[error("a {envelope} envelope cannot be sent to a {conversation} conversation")]
+    WrongKind {
+        /// The envelope's kind.
+        envelope: &'static str,
+        /// The conversation's kind.
+        conversation: &'static str,
+    },
+}
+
 /// A failure to load or save a long-term key file.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {

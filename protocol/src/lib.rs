@@ -30,7 +30,8 @@ pub mod message;
 pub use connection::{SecureConnection, SecureReader, SecureWriter};
 pub use crypto::dh::{EphemeralPool, KeyPair, PublicKey};
 pub use error::{
-    CodecError, ConnectionError, DhError, E2eError, FrameError, HandshakeError, KeyFileError,
+    CodecError, ConnectionError, DhError, E2eError, EnvelopeError, FrameError, HandshakeError,
+    KeyFileError,
 };
 pub use identity::{Fingerprint, ServerCertificate, ServerIdentity};
 pub use ids::{AttachmentId, ClientMsgId, ConversationId, RoomId, Seq, Timestamp, UserId};

@@ -591,6 +591,9 @@ pub enum ErrorCode {
     Unavailable,
     /// Already signed in on this connection.
     AlreadyLoggedIn,
+    /// A group message's keys are not wrapped for exactly the group's current members (someone
+    /// joined or left): fetch the members, seal again under the same id and resend.
+    MembersChanged,
 }
 
 #[cfg(test)]

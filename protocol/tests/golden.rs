@@ -375,6 +375,7 @@ fn error_codes() -> Vec<(&'static str, ErrorCode)> {
         ("ChecksumMismatch", ChecksumMismatch),
         ("Unavailable", Unavailable),
         ("AlreadyLoggedIn", AlreadyLoggedIn),
+        ("MembersChanged", MembersChanged),
     ]
 }
 
