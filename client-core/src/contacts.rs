@@ -132,6 +132,11 @@ impl Contacts {
         self.members.get(&room).map(Vec::as_slice)
     }
 
+    /// Drops the cached members of `room` (the server said they changed).
+    pub fn forget_members(&mut self, room: RoomId) {
+        self.members.remove(&room);
+    }
+
     /// Caches the members of `room` as the server listed them.
     pub fn put_members(&mut self, room: RoomId, members: Vec<UserSummary>) {
         self.members.insert(room, members);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use protocol::e2e::{Body, Envelope, MessageContext, PairwiseKey, StyledText};
-use protocol::message::{Request, Response, StoredMessage};
+use protocol::message::{ErrorCode, Request, Response, StoredMessage};
 use protocol::{ClientMsgId, ConversationId, Seq, UserId};
 use serde_bytes::ByteBuf;
 
@@ -12,6 +12,9 @@ use crate::client::{Account, Client, unexpected};
 use crate::error::ClientError;
 use crate::event::ClientEvent;
 use crate::store::{LocalMessage, Queued};
+
+/// Times a group message is sealed again for the current members before its refusal stands.
+pub const RESEALS: usize = 3;
 
 /// Text shown for a message that cannot be decrypted.
 pub const UNDECRYPTABLE: &str = "[this message could not be decrypted]";
@@ -192,7 +195,38 @@ impl Client {
         }
     }
 
+    /// Sends a queued message. When the server says a group's members changed since they were
+    /// cached, the message is sealed again for the current members under the same id (up to
+    /// [`RESEALS`] times) and the outbox keeps the new envelope.
     async fn deliver(&self, account: &Account, queued: &Queued) -> Result<Seq, ClientError> {
+        let mut resealed;
+        let mut queued = queued;
+        for _ in 0..RESEALS {
+            match self.deliver_once(account, queued).await {
+                Err(err) if err.code() == Some(ErrorCode::MembersChanged) => {
+                    if let Some(room) = self.room_of(queued.conversation) {
+                        self.edit_contacts(|c| c.forget_members(room));
+                    }
+                    let context = MessageContext {
+                        conversation: queued.conversation,
+                        sender: account.me.id,
+                        client_msg_id: queued.client_msg_id,
+                    };
+                    let envelope = self.seal(account, &context, &queued.body).await?.encode()?;
+                    resealed = Queued {
+                        envelope,
+                        ..queued.clone()
+                    };
+                    account.store.enqueue(&resealed).await?;
+                    queued = &resealed;
+                }
+                result => return result,
+            }
+        }
+        self.deliver_once(account, queued).await
+    }
+
+    async fn deliver_once(&self, account: &Account, queued: &Queued) -> Result<Seq, ClientError> {
         let request = Request::SendMessage(protocol::message::SendMessage {
             conversation: queued.conversation,
             client_msg_id: queued.client_msg_id,
@@ -320,6 +354,15 @@ pub fn plain(text: &str) -> StyledText {
 
 #[cfg(feature = "testing")]
 impl Client {
+    /// Caches `members` as `room`'s, as if a membership event had not arrived yet.
+    pub fn put_members_for_test(
+        &self,
+        room: protocol::RoomId,
+        members: Vec<protocol::message::UserSummary>,
+    ) {
+        self.edit_contacts(|c| c.put_members(room, members));
+    }
+
     /// Puts the last message this user sent to `conversation` back in the outbox with its
     /// original id, as if the server's answer had been lost: the next reconnect resends it.
     pub async fn requeue_last_for_test(

@@ -228,6 +228,26 @@ async fn a_group_of_five_chats_with_sender_names() {
 }
 
 #[tokio::test]
+async fn a_group_message_sealed_for_old_members_is_sealed_again_for_the_current_ones() {
+    let cluster = TestCluster::start().await;
+    let ann = cluster.user("ann").await;
+    let ben = cluster.user("ben").await;
+    let mut cat = cluster.user("cat").await;
+    let room = ann.client.create_room("Book club").await.unwrap();
+    ben.client.join_room(room.id).await.unwrap();
+    let known = ann.client.room_members(room.id).await.unwrap();
+    cat.client.join_room(room.id).await.unwrap();
+    // ann's client has not heard of cat yet: it seals for ann and ben; the server refuses
+    // that (cat could not read it), so the client seals again for all three.
+    ann.client.put_members_for_test(room.id, known);
+    ann.client
+        .send_text(room.conversation, plain("welcome, cat"))
+        .await
+        .unwrap();
+    cat.wait_for_text("welcome, cat").await;
+}
+
+#[tokio::test]
 async fn a_resend_after_a_dropped_connection_is_stored_once() {
     let cluster = TestCluster::start().await;
     let mut amy = cluster.user("amy").await;
