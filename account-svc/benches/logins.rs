@@ -66,7 +66,8 @@ async fn main() {
             .clone()
             .register(RegisterRequest {
                 username: format!("u{i}"),
-                password: "bench password".into(),
+                auth_key: vec![0x42; 32],
+                kdf: Some(service_kit::testing::test_kdf()),
                 email: format!("u{i}@example.com"),
                 sex: 0,
                 age: 30,
@@ -90,7 +91,7 @@ async fn main() {
                     client
                         .login(LoginRequest {
                             username: format!("u{i}"),
-                            password: "bench password".into(),
+                            auth_key: vec![0x42; 32],
                             gateway_id: "bench".into(),
                             session_id: session,
                             peer: Some(PeerAddr {

@@ -2,10 +2,11 @@
 //!
 //! Layers: [`rpc`] decodes a call and maps errors (in [`error`]), [`logic`] holds the pure
 //! rules (what a valid registration is), [`store`] the database access, [`password`] argon2id
-//! hashing off the async threads. It writes `users`, `sessions` and `gateways` only; it reads
+//! hashing off the async threads, [`keys`] the stretch parameters and wrapped private keys. It writes `users`, `sessions` and `gateways` only; it reads
 //! `friends` (social-svc's) to tell a user's friends when they come and go.
 
 pub mod error;
+pub mod keys;
 pub mod logic;
 pub mod password;
 pub mod rpc;
@@ -48,6 +49,28 @@ pub struct Config {
     /// How often expired leases are swept, in milliseconds. Default 5000.
     #[arg(long, env = "UCHAT_LEASE_SWEEP_MS", default_value_t = 5_000)]
     pub lease_sweep_ms: u64,
+    /// Memory in KiB of the argon2id stretch clients run on the password, for new accounts and
+    /// new passwords (existing ones keep theirs). Default 65536 (64 MiB); clients refuse less
+    /// than 19456.
+    #[arg(long, env = "UCHAT_CLIENT_KDF_MEMORY_KIB", default_value_t = protocol::password::DEFAULT_KDF.memory_kib)]
+    pub client_kdf_memory_kib: u32,
+    /// Passes of the clients' stretch. Default 3.
+    #[arg(long, env = "UCHAT_CLIENT_KDF_ITERATIONS", default_value_t = protocol::password::DEFAULT_KDF.iterations)]
+    pub client_kdf_iterations: u32,
+    /// Lanes of the clients' stretch. Default 1.
+    #[arg(long, env = "UCHAT_CLIENT_KDF_PARALLELISM", default_value_t = protocol::password::DEFAULT_KDF.parallelism)]
+    pub client_kdf_parallelism: u32,
+}
+
+impl Config {
+    /// The stretch clients are told to run for new accounts and passwords.
+    pub fn client_kdf(&self) -> protocol::password::KdfCost {
+        protocol::password::KdfCost {
+            memory_kib: self.client_kdf_memory_kib,
+            iterations: self.client_kdf_iterations,
+            parallelism: self.client_kdf_parallelism,
+        }
+    }
 }
 
 impl Default for Config {
@@ -59,17 +82,23 @@ impl Default for Config {
             max_concurrent_hashes: 2,
             lease_ms: 15_000,
             lease_sweep_ms: 5_000,
+            client_kdf_memory_kib: protocol::password::DEFAULT_KDF.memory_kib,
+            client_kdf_iterations: protocol::password::DEFAULT_KDF.iterations,
+            client_kdf_parallelism: protocol::password::DEFAULT_KDF.parallelism,
         }
     }
 }
 
 /// The tonic service, for a router that serves several services.
-pub fn service(
+pub async fn service(
     db: DatabaseConnection,
     config: Arc<Config>,
     push: Pusher,
 ) -> Result<AccountServer<AccountRpc>, Error> {
-    Ok(AccountServer::new(AccountRpc::new(db, config, push)?))
+    let secret = keys::prelogin_secret(&db).await?;
+    Ok(AccountServer::new(AccountRpc::new(
+        db, config, push, secret,
+    )?))
 }
 
 /// Serves account-svc on `listener` until `shutdown` resolves, sweeping expired gateway
@@ -83,7 +112,7 @@ pub async fn serve(
     let config = Arc::new(config);
     let push = Pusher::new();
     let sweeper = tokio::spawn(sweep_leases(db.clone(), config.clone(), push.clone()));
-    let router = tonic::transport::Server::builder().add_service(service(db, config, push)?);
+    let router = tonic::transport::Server::builder().add_service(service(db, config, push).await?);
     let served = service_kit::serve_router(router, listener, shutdown).await;
     sweeper.abort();
     Ok(served?)

@@ -1,12 +1,12 @@
 //! Pure rules of account-svc: what a valid registration is, and how names are compared.
 
 use proto::account::{Field, FieldError};
+use protocol::password::{AUTH_KEY_LEN, KdfCost};
+
+use crate::keys;
 
 /// Longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 8;
-
-/// Longest password, in bytes: bounds the hashing work a request can ask for.
-pub const MAX_PASSWORD_BYTES: usize = 128;
 
 /// Longest email, in bytes (RFC 5321's path limit).
 pub const MAX_EMAIL_BYTES: usize = 254;
@@ -53,15 +53,24 @@ pub fn check_username(username: &str) -> Option<FieldError> {
     None
 }
 
-/// Checks a password: present, and not absurdly long.
-pub fn check_password(password: &str) -> Option<FieldError> {
-    if password.is_empty() {
-        return Some(field(Field::Password, "enter a password"));
+/// Checks what stands for the password: a 32-byte authentication key, stretched with a
+/// 16-byte salt at no less than `floor` (the server never sees the password itself, so its
+/// length is the client's rule).
+pub fn check_password(
+    auth_key: &[u8],
+    kdf: Option<&proto::account::KdfParams>,
+    floor: &KdfCost,
+) -> Option<FieldError> {
+    if auth_key.len() != AUTH_KEY_LEN {
+        return Some(field(Field::Password, "the password's key is malformed"));
     }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Some(field(Field::Password, "a password has at most 128 bytes"));
+    match kdf {
+        Some(kdf) if keys::kdf_acceptable(kdf, floor) => None,
+        _ => Some(field(
+            Field::Password,
+            "the password was not stretched as this server asks; update the client",
+        )),
     }
-    None
 }
 
 /// Checks an email: `local@domain.tld`, no spaces, a dotted domain with a TLD of 2+ letters.
@@ -124,10 +133,13 @@ pub fn check_public_key(key: &[u8]) -> Option<FieldError> {
 }
 
 /// Every problem of a registration's fields, one per field at most.
-pub fn check_registration(request: &proto::account::RegisterRequest) -> Vec<FieldError> {
+pub fn check_registration(
+    request: &proto::account::RegisterRequest,
+    floor: &KdfCost,
+) -> Vec<FieldError> {
     [
         check_username(&request.username),
-        check_password(&request.password),
+        check_password(&request.auth_key, request.kdf.as_ref(), floor),
         check_email(&request.email),
         check_sex(request.sex),
         check_age(request.age),
@@ -213,13 +225,14 @@ mod tests {
     fn one_error_per_offending_field() {
         let request = proto::account::RegisterRequest {
             username: "way too long name".into(),
-            password: String::new(),
+            auth_key: vec![0; 31],
+            kdf: None,
             email: "nope".into(),
             sex: 9,
             age: 200,
             public_key: vec![1; 3],
         };
-        let fields: Vec<i32> = check_registration(&request)
+        let fields: Vec<i32> = check_registration(&request, &protocol::password::MIN_KDF)
             .iter()
             .map(|e| e.field)
             .collect();

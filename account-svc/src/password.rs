@@ -1,4 +1,6 @@
-//! Password hashing with argon2id, on tokio's blocking pool, a bounded number at a time.
+//! Hashing of authentication keys with argon2id, on tokio's blocking pool, a bounded number at
+//! a time. Since protocol 2 the client sends a key stretched from the password, never the
+//! password; the server still hashes what it receives, so a stolen table is no login.
 
 use std::sync::Arc;
 
@@ -51,8 +53,8 @@ impl Passwords {
         })
     }
 
-    /// Hashes a password with a fresh random salt, returning the PHC string.
-    pub async fn hash(&self, password: String) -> Result<String, Error> {
+    /// Hashes an authentication key with a fresh random salt, returning the PHC string.
+    pub async fn hash(&self, password: Vec<u8>) -> Result<String, Error> {
         let _permit = self
             .permits
             .acquire()
@@ -61,7 +63,7 @@ impl Passwords {
         let argon2 = self.argon2.clone();
         tokio::task::spawn_blocking(move || {
             argon2
-                .hash_password(password.as_bytes())
+                .hash_password(&password)
                 .map(|h| h.to_string())
                 .map_err(|e| Error::Hash(e.to_string()))
         })
@@ -71,7 +73,7 @@ impl Passwords {
 
     /// Checks a password against a stored hash, or against the dummy when there is none
     /// (always false then).
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Error> {
+    pub async fn verify(&self, password: Vec<u8>, hash: Option<String>) -> Result<bool, Error> {
         let _permit = self
             .permits
             .acquire()
@@ -82,7 +84,7 @@ impl Passwords {
         let hash = hash.unwrap_or_else(|| self.dummy.as_str().to_owned());
         tokio::task::spawn_blocking(move || {
             let parsed = PasswordHash::new(&hash).map_err(|e| Error::Hash(e.to_string()))?;
-            let matches = argon2.verify_password(password.as_bytes(), &parsed).is_ok();
+            let matches = argon2.verify_password(&password, &parsed).is_ok();
             Ok(known && matches)
         })
         .await

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use proto::account::account_server::Account;
 use proto::account::{
-    Certificate, Field, GetCertificatesRequest, GetCertificatesResponse, ListOnlineRequest,
+    Certificate, ChangePasswordRequest, ChangePasswordResponse, FetchPrivateKeyRequest, Field,
+    GetCertificatesRequest, GetCertificatesResponse, KdfParams, ListOnlineRequest,
     ListOnlineResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, OnlineSession,
-    RegisterGatewayRequest, RegisterGatewayResponse, RegisterRequest, RegisterResponse,
-    RenewLeaseRequest, RenewLeaseResponse,
+    PreloginRequest, PrivateKeyResponse, RegisterGatewayRequest, RegisterGatewayResponse,
+    RegisterRequest, RegisterResponse, RenewLeaseRequest, RenewLeaseResponse, ResetKeyRequest,
+    StorePrivateKeyRequest, StorePrivateKeyResponse,
 };
 use proto::common::{PeerAddr, Presence};
 use sea_orm::DatabaseConnection;
@@ -19,6 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::Config;
 use crate::error::Error;
+use crate::keys;
 use crate::logic;
 use crate::password::Passwords;
 use crate::store::{self, NewUser, SessionPlace};
@@ -36,21 +39,47 @@ pub struct AccountRpc {
     passwords: Passwords,
     push: Pusher,
     config: Arc<Config>,
+    prelogin_secret: Arc<[u8; 32]>,
 }
 
 impl AccountRpc {
     /// Prepares the service (argon2 parameters are checked here).
-    pub fn new(db: DatabaseConnection, config: Arc<Config>, push: Pusher) -> Result<Self, Error> {
+    pub fn new(
+        db: DatabaseConnection,
+        config: Arc<Config>,
+        push: Pusher,
+        prelogin_secret: [u8; 32],
+    ) -> Result<Self, Error> {
         Ok(Self {
             passwords: Passwords::new(&config)?,
             db,
             push,
             config,
+            prelogin_secret: Arc::new(prelogin_secret),
         })
+    }
+
+    /// The user of a call, who must exist.
+    async fn user(&self, user_id: u64) -> Result<entity::user::Model, Error> {
+        let id = db_id(user_id).ok_or(Error::Invalid("user id"))?;
+        store::user_by_id(&self.db, id)
+            .await?
+            .ok_or(Error::Invalid("no such user"))
     }
 
     fn lease_ms(&self) -> i64 {
         i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX / 2)
+    }
+}
+
+/// A user's certificate.
+fn certificate(user: entity::user::Model) -> Certificate {
+    Certificate {
+        user_id: wire_id(user.id),
+        username: user.username,
+        email: user.email,
+        public_key: user.public_key,
+        key_version: u32::try_from(user.key_version).unwrap_or(0),
     }
 }
 
@@ -81,7 +110,7 @@ impl Account for AccountRpc {
                 field_errors,
             }))
         };
-        let errors = logic::check_registration(&request);
+        let errors = logic::check_registration(&request, &self.config.client_kdf());
         if !errors.is_empty() {
             return rejected(errors);
         }
@@ -101,7 +130,8 @@ impl Account for AccountRpc {
             }
             return rejected(errors);
         }
-        let password_hash = self.passwords.hash(request.password).await?;
+        let kdf = request.kdf.ok_or(Error::Invalid("kdf"))?;
+        let password_hash = self.passwords.hash(request.auth_key).await?;
         let new = NewUser {
             username,
             username_key,
@@ -111,6 +141,7 @@ impl Account for AccountRpc {
             sex: i16::try_from(request.sex).map_err(|_| Error::Invalid("sex"))?,
             age: i16::try_from(request.age).map_err(|_| Error::Invalid("age"))?,
             public_key: request.public_key,
+            kdf,
         };
         let username_for_log = new.username.clone();
         match store::insert_user(&self.db, new).await {
@@ -151,7 +182,8 @@ impl Account for AccountRpc {
             .await
             .map_err(Error::from)?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        if !self.passwords.verify(request.password, stored_hash).await? {
+        // A key of the wrong length is verified like any wrong one: same time, same answer.
+        if !self.passwords.verify(request.auth_key, stored_hash).await? {
             return Err(Error::BadCredentials.into());
         }
         let Some(user) = user else {
@@ -244,15 +276,7 @@ impl Account for AccountRpc {
         let users = store::users_by(&self.db, ids, keys)
             .await
             .map_err(Error::from)?;
-        let certificates = users
-            .into_iter()
-            .map(|u| Certificate {
-                user_id: wire_id(u.id),
-                username: u.username,
-                email: u.email,
-                public_key: u.public_key,
-            })
-            .collect();
+        let certificates = users.into_iter().map(certificate).collect();
         Ok(Response::new(GetCertificatesResponse { certificates }))
     }
 
@@ -328,5 +352,127 @@ impl Account for AccountRpc {
         Ok(Response::new(RenewLeaseResponse {
             lease_ms: self.config.lease_ms,
         }))
+    }
+
+    async fn prelogin(
+        &self,
+        request: Request<PreloginRequest>,
+    ) -> Result<Response<KdfParams>, Status> {
+        let key = logic::username_key(&request.into_inner().username);
+        let user = store::user_by_key(&self.db, &key)
+            .await
+            .map_err(Error::from)?;
+        let params = keys::params_for(
+            user.as_ref(),
+            &key,
+            &self.prelogin_secret,
+            self.config.client_kdf(),
+        );
+        Ok(Response::new(params))
+    }
+
+    async fn fetch_private_key(
+        &self,
+        request: Request<FetchPrivateKeyRequest>,
+    ) -> Result<Response<PrivateKeyResponse>, Status> {
+        let user = self.user(request.into_inner().user_id).await?;
+        Ok(Response::new(PrivateKeyResponse {
+            key_version: u32::try_from(user.key_version).unwrap_or(0),
+            wrapped: keys::wrapped_of(&user),
+        }))
+    }
+
+    async fn store_private_key(
+        &self,
+        request: Request<StorePrivateKeyRequest>,
+    ) -> Result<Response<StorePrivateKeyResponse>, Status> {
+        let request = request.into_inner();
+        let user = self.user(request.user_id).await?;
+        let wrapped = request.wrapped.ok_or(Error::Invalid("wrapped key"))?;
+        let version = i32::try_from(wrapped.key_version).map_err(|_| Error::Invalid("version"))?;
+        let blob = keys::wrapped_blob(&wrapped)?;
+        if !store::store_private_key(&self.db, user.id, version, blob)
+            .await
+            .map_err(Error::from)?
+        {
+            return Err(Error::Invalid(
+                "a key is already stored, or the version is not the certificate's",
+            )
+            .into());
+        }
+        tracing::info!(user = user.id, version, "wrapped private key stored");
+        Ok(Response::new(StorePrivateKeyResponse {}))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        let request = request.into_inner();
+        let user = self.user(request.user_id).await?;
+        if !self
+            .passwords
+            .verify(request.old_auth_key, Some(user.password_hash.clone()))
+            .await?
+        {
+            return Err(Error::BadCredentials.into());
+        }
+        if let Some(problem) = logic::check_password(
+            &request.new_auth_key,
+            request.kdf.as_ref(),
+            &self.config.client_kdf(),
+        ) {
+            tracing::debug!(user = user.id, problem = %problem.message, "new password refused");
+            return Err(
+                Error::Invalid("the new password's key or stretch is not acceptable").into(),
+            );
+        }
+        let kdf = request.kdf.ok_or(Error::Invalid("kdf"))?;
+        let wrapped = request.wrapped.ok_or(Error::Invalid("wrapped key"))?;
+        if i64::from(wrapped.key_version) != i64::from(user.key_version) {
+            return Err(Error::Invalid("the wrapped key is not of the current version").into());
+        }
+        let blob = keys::wrapped_blob(&wrapped)?;
+        let new_hash = self.passwords.hash(request.new_auth_key).await?;
+        if !store::change_password(&self.db, user.id, &user.password_hash, new_hash, &kdf, blob)
+            .await
+            .map_err(Error::from)?
+        {
+            return Err(Error::BadCredentials.into());
+        }
+        tracing::info!(user = user.id, "password changed");
+        Ok(Response::new(ChangePasswordResponse {}))
+    }
+
+    async fn reset_key(
+        &self,
+        request: Request<ResetKeyRequest>,
+    ) -> Result<Response<Certificate>, Status> {
+        let request = request.into_inner();
+        let user = self.user(request.user_id).await?;
+        if logic::check_public_key(&request.public_key).is_some() {
+            return Err(Error::Invalid("public key").into());
+        }
+        let wrapped = request.wrapped.ok_or(Error::Invalid("wrapped key"))?;
+        if i64::from(wrapped.key_version) != i64::from(user.key_version) + 1 {
+            return Err(Error::Invalid("the new key's version must be the next one").into());
+        }
+        let blob = keys::wrapped_blob(&wrapped)?;
+        let updated = store::reset_key(
+            &self.db,
+            user.id,
+            user.key_version,
+            request.public_key,
+            blob,
+        )
+        .await
+        .map_err(Error::from)?
+        .ok_or(Error::Invalid("the key changed meanwhile; try again"))?;
+        tracing::info!(
+            user = updated.id,
+            version = updated.key_version,
+            "new key pair"
+        );
+        Ok(Response::new(certificate(updated)))
     }
 }

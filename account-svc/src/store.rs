@@ -28,6 +28,19 @@ pub struct NewUser {
     pub age: i16,
     /// End-to-end public key.
     pub public_key: Vec<u8>,
+    /// How the client stretches the password.
+    pub kdf: proto::account::KdfParams,
+}
+
+/// The stretch parameters as stored.
+fn kdf_columns(kdf: &proto::account::KdfParams) -> (Vec<u8>, i32, i32, i32) {
+    let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    (
+        kdf.salt.clone(),
+        int(kdf.memory_kib),
+        int(kdf.iterations),
+        int(kdf.parallelism),
+    )
 }
 
 /// Inserts a user; fails with a unique violation naming `username_key` or `email_key` when
@@ -43,9 +56,85 @@ pub async fn insert_user(db: &impl ConnectionTrait, new: NewUser) -> Result<i64,
         age: Set(new.age),
         public_key: Set(new.public_key),
         created_at: Set(now_ms()),
+        kdf_salt: Set(Some(kdf_columns(&new.kdf).0)),
+        kdf_memory_kib: Set(kdf_columns(&new.kdf).1),
+        kdf_iterations: Set(kdf_columns(&new.kdf).2),
+        kdf_parallelism: Set(kdf_columns(&new.kdf).3),
+        key_version: Set(1),
         ..Default::default()
     };
     Ok(user::Entity::insert(model).exec(db).await?.last_insert_id)
+}
+
+/// Finds a user by id.
+pub async fn user_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find_by_id(id).one(db).await
+}
+
+/// Stores `user`'s wrapped key for `key_version` if none is stored and that is the current
+/// version; says whether it did.
+pub async fn store_private_key(
+    db: &impl ConnectionTrait,
+    user: i64,
+    key_version: i32,
+    wrapped: Vec<u8>,
+) -> Result<bool, DbErr> {
+    let updated = user::Entity::update_many()
+        .col_expr(user::Column::WrappedKey, Some(wrapped).into())
+        .filter(user::Column::Id.eq(user))
+        .filter(user::Column::KeyVersion.eq(key_version))
+        .filter(user::Column::WrappedKey.is_null())
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Replaces `user`'s password: hash, stretch parameters and wrapped key, in one statement, and
+/// only if the password hash is still `old_hash` (no change raced this one).
+pub async fn change_password(
+    db: &impl ConnectionTrait,
+    user: i64,
+    old_hash: &str,
+    new_hash: String,
+    kdf: &proto::account::KdfParams,
+    wrapped: Vec<u8>,
+) -> Result<bool, DbErr> {
+    let (salt, memory, iterations, parallelism) = kdf_columns(kdf);
+    let updated = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, new_hash.into())
+        .col_expr(user::Column::KdfSalt, Some(salt).into())
+        .col_expr(user::Column::KdfMemoryKib, memory.into())
+        .col_expr(user::Column::KdfIterations, iterations.into())
+        .col_expr(user::Column::KdfParallelism, parallelism.into())
+        .col_expr(user::Column::WrappedKey, Some(wrapped).into())
+        .filter(user::Column::Id.eq(user))
+        .filter(user::Column::PasswordHash.eq(old_hash))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Gives `user` a new key pair at the next key version, if the version is still `from`;
+/// returns the updated user.
+pub async fn reset_key(
+    db: &impl ConnectionTrait,
+    user: i64,
+    from: i32,
+    public_key: Vec<u8>,
+    wrapped: Vec<u8>,
+) -> Result<Option<user::Model>, DbErr> {
+    let updated = user::Entity::update_many()
+        .col_expr(user::Column::PublicKey, public_key.into())
+        .col_expr(user::Column::KeyVersion, (from + 1).into())
+        .col_expr(user::Column::WrappedKey, Some(wrapped).into())
+        .filter(user::Column::Id.eq(user))
+        .filter(user::Column::KeyVersion.eq(from))
+        .exec(db)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Ok(None);
+    }
+    user_by_id(db, user).await
 }
 
 /// Finds a user by username key.

@@ -13,7 +13,7 @@ use proto::gateway::notification::Event;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use service_kit::status::error_code;
 use service_kit::testing::{
-    Pushed, RecordingGateway, TEST_PASSWORD, databases, register, registration,
+    Pushed, RecordingGateway, TEST_AUTH_KEY, databases, register, registration,
 };
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -43,10 +43,10 @@ async fn start(db: DatabaseConnection, config: Config) -> AccountClient<Channel>
         .unwrap()
 }
 
-fn login_request(name: &str, password: &str, gateway: &str, session: u64) -> LoginRequest {
+fn login_request(name: &str, auth_key: &[u8], gateway: &str, session: u64) -> LoginRequest {
     LoginRequest {
         username: name.into(),
-        password: password.into(),
+        auth_key: auth_key.to_vec(),
         gateway_id: gateway.into(),
         session_id: session,
         peer: Some(PeerAddr {
@@ -85,7 +85,7 @@ async fn registration_succeeds_and_reports_each_problem_by_field() {
 
         let mut bad = registration("");
         bad.email = "not-an-email".into();
-        bad.password = String::new();
+        bad.auth_key = vec![0; 31];
         let response = client.register(bad).await.unwrap().into_inner();
         assert_eq!(response.user_id, 0);
         assert_eq!(
@@ -145,11 +145,11 @@ async fn a_wrong_pair_gets_one_error_whichever_half_is_wrong() {
         let mut client = start(test.db, config()).await;
         register(&mut client, "carol").await;
         let wrong_password = client
-            .login(login_request("carol", "nope", "gw", 1))
+            .login(login_request("carol", &[0x43; 32], "gw", 1))
             .await
             .unwrap_err();
         let unknown_user = client
-            .login(login_request("nobody", TEST_PASSWORD, "gw", 1))
+            .login(login_request("nobody", &TEST_AUTH_KEY, "gw", 1))
             .await
             .unwrap_err();
         for status in [&wrong_password, &unknown_user] {
@@ -169,13 +169,13 @@ async fn a_second_login_kicks_the_first_session() {
         let _second_gateway = gateway(&mut client, "gw-b").await;
 
         let first = client
-            .login(login_request("DAVE", TEST_PASSWORD, "gw-a", 11))
+            .login(login_request("DAVE", &TEST_AUTH_KEY, "gw-a", 11))
             .await
             .unwrap()
             .into_inner();
         assert_eq!((first.epoch, first.replaced), (1, false));
         let second = client
-            .login(login_request("dave", TEST_PASSWORD, "gw-b", 22))
+            .login(login_request("dave", &TEST_AUTH_KEY, "gw-b", 22))
             .await
             .unwrap()
             .into_inner();
@@ -235,7 +235,7 @@ async fn simultaneous_logins_leave_exactly_one_session() {
             let mut client = client.clone();
             tokio::spawn(async move {
                 client
-                    .login(login_request("erin", TEST_PASSWORD, "gw", session))
+                    .login(login_request("erin", &TEST_AUTH_KEY, "gw", session))
                     .await
                     .unwrap()
                     .into_inner()
@@ -289,11 +289,11 @@ async fn friends_see_presence_with_address_and_lease_expiry_takes_sessions_offli
         }
         let recorder = gateway(&mut client, "gw").await;
         client
-            .login(login_request("grace", TEST_PASSWORD, "gw", 1))
+            .login(login_request("grace", &TEST_AUTH_KEY, "gw", 1))
             .await
             .unwrap();
         client
-            .login(login_request("frank", TEST_PASSWORD, "gw", 2))
+            .login(login_request("frank", &TEST_AUTH_KEY, "gw", 2))
             .await
             .unwrap();
         let online = recorder
@@ -380,11 +380,11 @@ async fn malformed_session_fields_are_refused() {
     for test in databases().await {
         let mut client = start(test.db, config()).await;
         register(&mut client, "judy").await;
-        let mut no_gateway = login_request("judy", TEST_PASSWORD, "", 1);
+        let mut no_gateway = login_request("judy", &TEST_AUTH_KEY, "", 1);
         no_gateway.gateway_id.clear();
-        let mut bad_port = login_request("judy", TEST_PASSWORD, "gw", 1);
+        let mut bad_port = login_request("judy", &TEST_AUTH_KEY, "gw", 1);
         bad_port.peer.as_mut().unwrap().port = 70_000;
-        let huge_session = login_request("judy", TEST_PASSWORD, "gw", u64::MAX);
+        let huge_session = login_request("judy", &TEST_AUTH_KEY, "gw", u64::MAX);
         for request in [no_gateway, bad_port, huge_session] {
             let status = client.login(request).await.unwrap_err();
             assert_eq!(

@@ -37,6 +37,9 @@ pub struct ClientConfig {
     /// connecting to it fails with [`ClientError::UnknownServer`] until the person accepts
     /// its fingerprint (the desktop client asks; tests and tools trust on first use).
     pub trust_new_servers: bool,
+    /// The least password stretch accepted from a server (a server asking less could make a
+    /// stolen hash cheap to guess). Default [`protocol::password::MIN_KDF`].
+    pub min_kdf: protocol::password::KdfCost,
 }
 
 impl ClientConfig {
@@ -48,6 +51,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             auto_reconnect: true,
             trust_new_servers: true,
+            min_kdf: protocol::password::MIN_KDF,
         }
     }
 }
@@ -56,7 +60,11 @@ impl ClientConfig {
 pub(crate) struct Account {
     pub(crate) me: UserSummary,
     pub(crate) keys: KeyPair,
-    pub(crate) password: Zeroizing<String>,
+    /// The certificate's key version of `keys`.
+    pub(crate) key_version: u32,
+    /// The password's authentication key, to log in again after a lost connection (the
+    /// password itself is not kept).
+    pub(crate) auth_key: Mutex<Zeroizing<[u8; 32]>>,
     pub(crate) store: Store,
     /// Pairwise keys by user, with the public key they were derived from: deriving one costs
     /// a Diffie-Hellman exponentiation (about a millisecond), so each is derived once.
@@ -72,6 +80,9 @@ pub(crate) struct State {
     pub(crate) ended: bool,
     /// Delivery acknowledgements waiting to be sent, by conversation.
     pub(crate) acks: HashMap<ConversationId, Seq>,
+    /// A login whose private key could not be found or restored, until the person starts
+    /// over or logs out.
+    pub(crate) key_lost: Option<crate::password::KeyLost>,
 }
 
 pub(crate) struct Inner {

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use protocol::message::{Event, Friend, LoginBundle, Room, UserSummary};
-use protocol::{ConversationId, RoomId, Timestamp, UserId};
+use protocol::message::{ConversationState, Event, Friend, LoginBundle, Room, UserSummary};
+use protocol::{ConversationId, RoomId, Seq, Timestamp, UserId};
 
 /// Friends, groups and requests, kept current by events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,11 @@ impl Contacts {
     /// Follows one event from the server.
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::Message(stored) => self.touch(stored.conversation, stored.sent_at),
+            Event::Message(stored) => {
+                self.touch(stored.conversation, stored.sent_at);
+                let mine = stored.sender == self.bundle.me.id;
+                self.counted(stored.conversation, stored.seq, mine);
+            }
             Event::Presence { user, presence } => {
                 for friend in self
                     .bundle
@@ -64,6 +68,52 @@ impl Contacts {
             }
             Event::Kicked { .. } => {}
         }
+    }
+
+    /// Counts message `seq` of `conversation`; one of the user's own is read as it is written
+    /// (as the server counts it).
+    pub fn counted(&mut self, conversation: ConversationId, seq: Seq, mine: bool) {
+        let states = &mut self.bundle.conversations;
+        let index = match states.iter().position(|s| s.conversation == conversation) {
+            Some(index) => index,
+            None => {
+                states.push(ConversationState {
+                    conversation,
+                    max_seq: Seq(0),
+                    delivered_seq: Seq(0),
+                    read_seq: Seq(0),
+                });
+                states.len() - 1
+            }
+        };
+        if let Some(state) = states.get_mut(index) {
+            state.max_seq = state.max_seq.max(seq);
+            if mine {
+                state.delivered_seq = state.delivered_seq.max(seq);
+                state.read_seq = state.read_seq.max(seq);
+            }
+        }
+    }
+
+    /// Notes that the user read `conversation` up to `seq`.
+    pub fn read(&mut self, conversation: ConversationId, seq: Seq) {
+        if let Some(state) = self
+            .bundle
+            .conversations
+            .iter_mut()
+            .find(|s| s.conversation == conversation)
+        {
+            state.read_seq = state.read_seq.max(seq);
+        }
+    }
+
+    /// Unread messages of `conversation` as the server counts them (`max_seq - read_seq`).
+    pub fn unread(&self, conversation: ConversationId) -> u64 {
+        self.bundle
+            .conversations
+            .iter()
+            .find(|s| s.conversation == conversation)
+            .map_or(0, ConversationState::unread)
     }
 
     /// Records a friendship (made by us or by them); their request, if any, is answered.

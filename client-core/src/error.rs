@@ -41,6 +41,14 @@ pub enum ClientError {
         /// The fingerprint of the key the server presented.
         fingerprint: protocol::Fingerprint,
     },
+    /// Logged in, but the private key is neither on this computer nor openable from the
+    /// server's copy. [`crate::Client::start_over`] makes a new key (older messages stay
+    /// unreadable here); logging out instead keeps the account as it is.
+    #[error(
+        "your private key is not on this computer and cannot be restored; start over with a \
+         new key (older messages will stay unreadable here) or log in where the key is"
+    )]
+    KeyLost,
     /// Something the caller asked that cannot be done.
     #[error("{0}")]
     Invalid(String),

@@ -56,14 +56,20 @@ impl Client {
 
     /// Makes an account: a new key pair (the private key saved, owner-only, in the key
     /// folder) and its certificate sent to the server.
+    ///
+    /// The password is stretched here with a fresh salt at the cost the server asks; only
+    /// the resulting authentication key is sent. The private key goes to the server, wrapped,
+    /// at the first login.
     pub async fn register(&self, form: RegisterForm) -> Result<UserId, ClientError> {
+        let (params, stretched) = self.stretch_new(&form.username, &form.password).await?;
         let keys = KeyPair::generate().map_err(|_| ClientError::Invalid("no randomness".into()))?;
         let path = self.key_path(&form.username);
         let existing = std::fs::read(&path).ok();
-        protocol::identity::write_private_file(&path, hex::encode(keys.secret_bytes()).as_bytes())?;
+        self.save_keys(&form.username, &keys)?;
         let request = Request::Register(Register {
             username: form.username,
-            password: form.password,
+            auth_key: stretched.auth_key(),
+            kdf: params,
             email: form.email,
             sex: form.sex,
             age: form.age,
@@ -85,6 +91,14 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Saves `keys` as `username`'s key file, owner-only.
+    pub(crate) fn save_keys(&self, username: &str, keys: &KeyPair) -> Result<(), ClientError> {
+        let path = self.key_path(username);
+        let hex = Zeroizing::new(hex::encode(keys.secret_bytes()));
+        protocol::identity::write_private_file(&path, hex.as_bytes())?;
+        Ok(())
     }
 
     pub(crate) fn load_keys(&self, username: &str) -> Result<KeyPair, ClientError> {

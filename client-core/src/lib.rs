@@ -13,8 +13,9 @@
 //!
 //! Layers, each module using only those above it in this list: `error`, `store`, `trust`,
 //! `link` (one connection), `event` and `contacts` (plain data), `client` (the handle and its
-//! state), then the `impl Client` blocks by concern: `keys`, `social`, `messages`, `transfer`,
-//! and `session` (connect, log in, the event pump, reconnection).
+//! state), then the `impl Client` blocks by concern: `keys`, `password` (the stretched
+//! password, the wrapped key, change of password, start over), `social`, `messages`,
+//! `transfer`, and `session` (connect, log in, the event pump, reconnection).
 
 pub mod contacts;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod trust;
 mod client;
 mod keys;
 mod messages;
+mod password;
 mod session;
 mod social;
 mod transfer;
@@ -36,6 +38,7 @@ pub use crate::error::ClientError;
 pub use crate::event::ClientEvent;
 pub use crate::keys::RegisterForm;
 pub use crate::messages::{UNDECRYPTABLE, plain, text_of};
+pub use crate::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, password_problem};
 pub use crate::session::{ACK_DELAY, PING_EVERY, RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY};
 pub use crate::store::LocalMessage;
 pub use crate::transfer::{INLINE_MAX, SEALED_CHUNK_LEN, UPLOAD_RESUME_WAIT};

@@ -97,14 +97,30 @@ impl Client {
     }
 
     /// Fetches everything newer than the local history, page by page, and acknowledges it.
+    /// A conversation with no local history (a new computer) starts where the server says
+    /// it was delivered: older messages come from the server as the person scrolls back.
     pub async fn sync(&self) -> Result<usize, ClientError> {
         let account = self.account()?;
+        let delivered: Vec<(ConversationId, Seq)> = self
+            .state()
+            .contacts
+            .as_ref()
+            .map(|c| {
+                c.bundle()
+                    .conversations
+                    .iter()
+                    .map(|s| (s.conversation, s.delivered_seq))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut count = 0;
         loop {
-            let cursors = account
-                .store
-                .cursors()
-                .await?
+            let mut cursors: HashMap<ConversationId, Seq> =
+                account.store.cursors().await?.into_iter().collect();
+            for (conversation, seq) in &delivered {
+                cursors.entry(*conversation).or_insert(*seq);
+            }
+            let cursors = cursors
                 .into_iter()
                 .map(|(conversation, seq)| protocol::message::Cursor { conversation, seq })
                 .collect();
@@ -248,7 +264,10 @@ impl Client {
             })
             .await?;
         account.store.dequeue(queued.client_msg_id).await?;
-        self.edit_contacts(|c| c.touch(queued.conversation, sent_at));
+        self.edit_contacts(|c| {
+            c.touch(queued.conversation, sent_at);
+            c.counted(queued.conversation, seq, true);
+        });
         Ok(seq)
     }
 
@@ -316,10 +335,20 @@ impl Client {
         Ok(account.store.history(conversation, Seq(0), 1).await?.pop())
     }
 
-    /// Messages from others not yet marked read.
+    /// Messages not yet marked read, as the server counts them (`max_seq - read_seq`, the
+    /// user's own messages being read as written): right on a new computer too, where the
+    /// local history starts empty.
     pub async fn unread(&self, conversation: ConversationId) -> Result<u64, ClientError> {
         let account = self.account()?;
-        account.store.unread(conversation, account.me.id).await
+        let counted = self
+            .state()
+            .contacts
+            .as_ref()
+            .map(|c| c.unread(conversation));
+        match counted {
+            Some(unread) => Ok(unread),
+            None => account.store.unread(conversation, account.me.id).await,
+        }
     }
 
     /// Marks everything up to `seq` read, here and on the server.
@@ -330,6 +359,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let account = self.account()?;
         account.store.mark_read(conversation, seq).await?;
+        self.edit_contacts(|c| c.read(conversation, seq));
         self.request(Request::AckRead { conversation, seq }).await?;
         Ok(())
     }

@@ -15,6 +15,7 @@ use crate::contacts::Contacts;
 use crate::error::ClientError;
 use crate::event::ClientEvent;
 use crate::link::Link;
+use crate::password::KeyLost;
 use crate::store::Store;
 use crate::trust::KnownServers;
 
@@ -68,16 +69,48 @@ impl Client {
 
     /// Logs in (kicking any other session of the user), opens the local store, syncs what
     /// arrived while offline and resends anything left unacknowledged.
+    ///
+    /// The password is stretched here and only its authentication key is sent. On a computer
+    /// without the key file, the private key is restored from the server's wrapped copy; if
+    /// that cannot be done the login fails with [`ClientError::KeyLost`], still signed in, so
+    /// [`Client::start_over`] can continue it.
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginBundle, ClientError> {
-        let keys = self.load_keys(username)?;
+        self.state().key_lost = None;
+        let params = self.prelogin(username).await?;
+        let stretched = self.stretch(password, params).await?;
         let request = Request::Login(protocol::message::Login {
             username: username.to_owned(),
-            password: password.to_owned(),
+            auth_key: stretched.auth_key(),
         });
         let bundle = match self.request(request).await? {
             Response::LoggedIn(bundle) => bundle,
             other => return Err(unexpected(other)),
         };
+        match self.restore_key(bundle.me.id, username, &stretched).await? {
+            Ok((keys, key_version)) => {
+                let auth_key = Zeroizing::new(stretched.auth_key());
+                self.finish_login(bundle, keys, key_version, auth_key).await
+            }
+            Err(key_version) => {
+                self.state().key_lost = Some(KeyLost {
+                    bundle,
+                    stretched,
+                    key_version,
+                });
+                Err(ClientError::KeyLost)
+            }
+        }
+    }
+
+    /// Opens the local store, syncs and resends, once the server accepted the login and the
+    /// key is at hand.
+    pub(crate) async fn finish_login(
+        &self,
+        bundle: LoginBundle,
+        keys: protocol::KeyPair,
+        key_version: u32,
+        auth_key: Zeroizing<[u8; 32]>,
+    ) -> Result<LoginBundle, ClientError> {
         let store_path = self
             .inner
             .config
@@ -91,7 +124,8 @@ impl Client {
         let account = Arc::new(Account {
             me: bundle.me.clone(),
             keys,
-            password: Zeroizing::new(password.to_owned()),
+            key_version,
+            auth_key: Mutex::new(auth_key),
             store,
             pairwise: Mutex::new(HashMap::new()),
         });
@@ -182,7 +216,10 @@ impl Client {
         self.state().link = Some(link);
         let request = Request::Login(protocol::message::Login {
             username: account.me.username.clone(),
-            password: account.password.to_string(),
+            auth_key: **account
+                .auth_key
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
         });
         match self.request(request).await? {
             Response::LoggedIn(bundle) => {

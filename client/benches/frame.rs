@@ -41,6 +41,7 @@ fn main() {
         lang: Lang::En,
         username: String::new(),
         cjk_font: client::fonts::find(),
+        min_kdf: protocol::password::MIN_KDF,
     })
     .unwrap();
     let mut h = Harness::builder()

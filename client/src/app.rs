@@ -32,6 +32,9 @@ pub struct Options {
     pub username: String,
     /// A CJK font, if one was found.
     pub cjk_font: Option<CjkFont>,
+    /// The least password stretch accepted from a server
+    /// ([`protocol::password::MIN_KDF`]; tests lower it to match their server).
+    pub min_kdf: protocol::password::KdfCost,
 }
 
 /// The desktop client.
@@ -64,6 +67,7 @@ impl App {
         let net = Net::start(NetConfig {
             data_dir: options.data_dir.clone(),
             downloads: options.downloads,
+            min_kdf: options.min_kdf,
             repaint: Arc::new(move || {
                 if let Some(ctx) = wake.get() {
                     ctx.request_repaint();

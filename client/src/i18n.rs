@@ -93,6 +93,7 @@ strings! {
     ErrRequired => "Required", "必填";
     ErrUsername => "1 to 8 letters or digits, no spaces", "1 到 8 个字母或数字，不含空格";
     ErrPasswordLong => "At most 128 bytes", "最多 128 字节";
+    ErrPasswordShort => "At least 8 characters", "至少 8 个字符";
     ErrPasswordsDiffer => "The passwords differ", "两次输入的密码不一致";
     ErrEmail => "An address like name@host.tld", "格式应为 name@host.tld";
     ErrAge => "A number from 0 to 150", "0 到 150 之间的数字";

@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         lang,
         username: settings.username.unwrap_or_default(),
         cjk_font,
+        min_kdf: protocol::password::MIN_KDF,
     };
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

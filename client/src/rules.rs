@@ -46,9 +46,6 @@ pub const USERNAME_MAX_CHARS: usize = 8;
 /// Oldest age the form accepts.
 pub const AGE_MAX: u8 = 150;
 
-/// Longest password, in bytes (the server's limit).
-pub const PASSWORD_MAX_BYTES: usize = 128;
-
 /// Whether `name` is 1 to 8 letters or digits of any script, counted after NFC as the
 /// server counts them.
 pub fn username_ok(name: &str) -> bool {
@@ -99,12 +96,16 @@ pub fn check(form: &RegisterForm, submitting: bool) -> HashMap<Input, T> {
         username_ok(&form.username),
         T::ErrUsername,
     );
-    let password_ok = form.password.len() <= PASSWORD_MAX_BYTES;
+    let password_err = if form.password.len() > client_core::MAX_PASSWORD_BYTES {
+        T::ErrPasswordLong
+    } else {
+        T::ErrPasswordShort
+    };
     need(
         Input::Password,
         &form.password,
-        password_ok,
-        T::ErrPasswordLong,
+        client_core::password_problem(&form.password).is_none(),
+        password_err,
     );
     need(
         Input::Email,
@@ -178,5 +179,8 @@ mod tests {
         assert_eq!(errors.get(&Input::Email), Some(&T::ErrEmail));
         assert_eq!(errors.get(&Input::Age), Some(&T::ErrAge));
         assert_eq!(errors.get(&Input::Repeat), Some(&T::ErrPasswordsDiffer));
+        assert_eq!(errors.get(&Input::Password), Some(&T::ErrPasswordShort));
+        form.password = "eight ch".into();
+        assert_eq!(check(&form, false).get(&Input::Password), None);
     }
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use client_core::{Client, ClientConfig, ClientError, ClientEvent, RegisterForm};
 use protocol::UserId;
-use protocol::message::{LoginBundle, Sex};
+use protocol::message::{
+    ClientMessage, KdfCost, KdfParams, Login, LoginBundle, Request, Response, ServerMessage, Sex,
+};
+use protocol::password::StretchedPassword;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Longest a test waits for an event.
@@ -17,6 +20,63 @@ pub const EVENT_WAIT: Duration = Duration::from_secs(20);
 
 /// The password every test user gets.
 pub const PASSWORD: &str = "correct horse";
+
+/// The password stretch of the test server and its clients: the least argon2id allows, so
+/// tests do not pay a real login's cost (the benchmark does).
+pub const TEST_KDF: KdfCost = KdfCost {
+    memory_kib: 8,
+    iterations: 1,
+    parallelism: 1,
+};
+
+/// The authentication key raw-protocol tests register and log in with (they stand for a
+/// client, which would stretch it from a password).
+pub const RAW_AUTH_KEY: [u8; 32] = [0x42; 32];
+
+/// Stretch parameters for a raw registration at the test server's cost.
+pub fn raw_kdf() -> KdfParams {
+    KdfParams {
+        salt: [0x5a; 16],
+        cost: TEST_KDF,
+    }
+}
+
+/// A raw `Login` of `username`, registered by client-core with [`PASSWORD`]: asks the server
+/// how to stretch it (request id `id`) and stretches it, as client-core does.
+pub async fn raw_login<S>(
+    conn: &mut protocol::SecureConnection<S>,
+    username: &str,
+    id: u64,
+) -> Request
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let prelogin = Request::Prelogin {
+        username: username.into(),
+    };
+    conn.write_message(&ClientMessage::Request { id, body: prelogin })
+        .await
+        .unwrap_or_else(|e| panic!("prelogin: {e}"));
+    let params = loop {
+        match conn.read_message::<ServerMessage>().await {
+            Ok(Some(ServerMessage::Response {
+                id: got,
+                result: Ok(Response::Prelogin(params)),
+            })) if got == id => break params,
+            Ok(Some(ServerMessage::Response { id: got, result })) if got == id => {
+                panic!("prelogin: {result:?}")
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("prelogin: {other:?}"),
+        }
+    };
+    let stretched = StretchedPassword::derive(PASSWORD, &params, &TEST_KDF)
+        .unwrap_or_else(|e| panic!("stretch: {e}"));
+    Request::Login(Login {
+        username: username.into(),
+        auth_key: stretched.auth_key(),
+    })
+}
 
 /// A server on a temporary data directory, on a loopback port.
 pub struct TestCluster {
@@ -39,6 +99,9 @@ pub fn test_options(data_dir: PathBuf) -> server::Options {
         account: account_svc::Config {
             argon2_memory_kib: 1024,
             argon2_iterations: 1,
+            client_kdf_memory_kib: TEST_KDF.memory_kib,
+            client_kdf_iterations: TEST_KDF.iterations,
+            client_kdf_parallelism: TEST_KDF.parallelism,
             ..account_svc::Config::default()
         },
         message: message_svc::Config::default(),
@@ -119,7 +182,10 @@ impl TestCluster {
 
     /// A client using `dir` (a second client of the same machine shares it).
     pub async fn client_in(&self, dir: PathBuf) -> TestClient {
-        let config = ClientConfig::new(self.addr(), dir.clone());
+        let config = ClientConfig {
+            min_kdf: TEST_KDF,
+            ..ClientConfig::new(self.addr(), dir.clone())
+        };
         let (client, events) = Client::connect(config)
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));

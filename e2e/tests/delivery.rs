@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use e2e::{PASSWORD, TestCluster, befriend};
-use protocol::message::{ClientMessage, Login, Request, Response, SendMessage, ServerMessage};
+use e2e::{TestCluster, befriend};
+use protocol::message::{ClientMessage, Request, Response, SendMessage, ServerMessage};
 use protocol::{ClientMsgId, SecureConnection};
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
@@ -30,10 +30,7 @@ async fn pipelined_sends_are_stored_in_the_order_sent() {
         SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
             .await
             .unwrap();
-    let login = Request::Login(Login {
-        username: "amy".into(),
-        password: PASSWORD.into(),
-    });
+    let login = e2e::raw_login(&mut conn, "amy", u64::MAX).await;
     conn.write_message(&ClientMessage::Request { id: 0, body: login })
         .await
         .unwrap();

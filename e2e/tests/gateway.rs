@@ -57,7 +57,8 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 fn register(name: &str, public_key: Vec<u8>) -> Request {
     Request::Register(Register {
         username: name.into(),
-        password: "pw".into(),
+        auth_key: e2e::RAW_AUTH_KEY,
+        kdf: e2e::raw_kdf(),
         email: format!("{name}@example.com"),
         sex: Sex::Female,
         age: 20,
@@ -198,7 +199,7 @@ async fn raw_user(cluster: &TestCluster, name: &str) -> (Conn, protocol::UserId)
     };
     let login = Request::Login(protocol::message::Login {
         username: name.into(),
-        password: "pw".into(),
+        auth_key: e2e::RAW_AUTH_KEY,
     });
     ask(&mut conn, 2, login).await.unwrap();
     (conn, user)
@@ -214,7 +215,7 @@ async fn after_login_the_connection_state_requests_are_answered_and_logout_close
     );
     let again = Request::Login(protocol::message::Login {
         username: "ada".into(),
-        password: "pw".into(),
+        auth_key: e2e::RAW_AUTH_KEY,
     });
     let refused = ask(&mut conn, 4, again).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::AlreadyLoggedIn);
@@ -284,7 +285,7 @@ async fn a_reader_that_falls_behind_is_closed_and_syncs_everything_later() {
     let (mut again, _) = connect(&cluster).await;
     let login = Request::Login(protocol::message::Login {
         username: "bo".into(),
-        password: "pw".into(),
+        auth_key: e2e::RAW_AUTH_KEY,
     });
     ask(&mut again, 1, login).await.unwrap();
     let mut seqs = Vec::new();

@@ -6,6 +6,7 @@
 
 #![allow(missing_docs)]
 
+pub mod account_secret;
 pub mod attachment;
 pub mod attachment_chunk;
 pub mod chat_history;

@@ -16,7 +16,7 @@ pub struct Model {
     /// Lowercased `email`: unique.
     #[sea_orm(unique)]
     pub email_key: String,
-    /// argon2id PHC string; never the password.
+    /// argon2id PHC string of the password's authentication key; never the password.
     pub password_hash: String,
     /// 0 undisclosed, 1 male, 2 female, 3 other.
     pub sex: i16,
@@ -24,6 +24,18 @@ pub struct Model {
     /// The end-to-end public value (256 bytes).
     pub public_key: Vec<u8>,
     pub created_at: i64,
+    /// The salt the client stretches the password with (16 bytes); NULL for an account made
+    /// before protocol 2.
+    pub kdf_salt: Option<Vec<u8>>,
+    /// The argon2id cost of that stretch.
+    pub kdf_memory_kib: i32,
+    pub kdf_iterations: i32,
+    pub kdf_parallelism: i32,
+    /// 1, then one more per new key pair.
+    pub key_version: i32,
+    /// The private key encrypted under the password's key-wrapping key: `iv [16] || ciphertext
+    /// [48] || mac [16]`, for `key_version`. account-svc cannot open it.
+    pub wrapped_key: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use proto::common::{self, ErrorCode as ServiceCode};
 use protocol::message::{
-    ConversationState, Error, ErrorCode, Field, FieldError, Friend, Presence, Room, Sex,
-    StoredMessage, UserCertificate, UserSummary,
+    ConversationState, Error, ErrorCode, Field, FieldError, Friend, KdfCost, KdfParams, Presence,
+    Room, Sex, StoredMessage, UserCertificate, UserSummary, WrappedPrivateKey,
 };
 use protocol::{ClientMsgId, ConversationId, RoomId, Seq, Timestamp, UserId};
 use serde_bytes::ByteBuf;
@@ -208,5 +208,48 @@ pub fn certificate(cert: proto::account::Certificate) -> UserCertificate {
         username: cert.username,
         email: cert.email,
         public_key: ByteBuf::from(cert.public_key),
+        key_version: cert.key_version,
     }
+}
+
+/// Stretch parameters for account-svc.
+pub fn kdf_to_proto(kdf: &KdfParams) -> proto::account::KdfParams {
+    proto::account::KdfParams {
+        salt: kdf.salt.to_vec(),
+        memory_kib: kdf.cost.memory_kib,
+        iterations: kdf.cost.iterations,
+        parallelism: kdf.cost.parallelism,
+    }
+}
+
+/// Stretch parameters from account-svc; `None` if its salt is not 16 bytes.
+pub fn kdf(kdf: &proto::account::KdfParams) -> Option<KdfParams> {
+    Some(KdfParams {
+        salt: kdf.salt.as_slice().try_into().ok()?,
+        cost: KdfCost {
+            memory_kib: kdf.memory_kib,
+            iterations: kdf.iterations,
+            parallelism: kdf.parallelism,
+        },
+    })
+}
+
+/// A wrapped private key for account-svc.
+pub fn wrapped_to_proto(wrapped: WrappedPrivateKey) -> proto::account::WrappedKey {
+    proto::account::WrappedKey {
+        key_version: wrapped.key_version,
+        iv: wrapped.iv.to_vec(),
+        ciphertext: wrapped.ciphertext.into_vec(),
+        mac: wrapped.mac.to_vec(),
+    }
+}
+
+/// A wrapped private key from account-svc; `None` if malformed.
+pub fn wrapped(wrapped: proto::account::WrappedKey) -> Option<WrappedPrivateKey> {
+    Some(WrappedPrivateKey {
+        key_version: wrapped.key_version,
+        iv: wrapped.iv.as_slice().try_into().ok()?,
+        ciphertext: ByteBuf::from(wrapped.ciphertext),
+        mac: wrapped.mac.as_slice().try_into().ok()?,
+    })
 }

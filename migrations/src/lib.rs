@@ -7,6 +7,7 @@
 mod m20261127_000001_create_accounts;
 mod m20261127_000002_create_social;
 mod m20261127_000003_create_messages;
+mod m20261129_000004_account_keys;
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_accounts::Migration),
             Box::new(m20261127_000002_create_social::Migration),
             Box::new(m20261127_000003_create_messages::Migration),
+            Box::new(m20261129_000004_account_keys::Migration),
         ]
     }
 }

@@ -85,7 +85,7 @@ impl ContentKey {
         out
     }
 
-    fn seal_iv(
+    pub(crate) fn seal_iv(
         &self,
         label: &[u8],
         context: &[&[u8]],
@@ -101,7 +101,12 @@ impl ContentKey {
         }
     }
 
-    fn open(&self, label: &[u8], context: &[&[u8]], sealed: &Sealed) -> Result<Vec<u8>, E2eError> {
+    pub(crate) fn open(
+        &self,
+        label: &[u8],
+        context: &[&[u8]],
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, E2eError> {
         let expected = self.tag(label, context, &sealed.iv, &sealed.ciphertext);
         if !crate::crypto::mac::ct_eq(&expected, &sealed.mac) {
             return Err(E2eError::BadMac);

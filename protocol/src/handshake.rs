@@ -37,7 +37,7 @@ use crate::identity::{Fingerprint, MAX_CERTIFICATE_LEN, ServerCertificate, Serve
 pub const MAGIC: [u8; 4] = *b"UCHT";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Length of a handshake nonce.
 pub const NONCE_LEN: usize = 32;

@@ -26,6 +26,7 @@ pub mod handshake;
 pub mod identity;
 pub mod ids;
 pub mod message;
+pub mod password;
 
 pub use connection::{SecureConnection, SecureReader, SecureWriter};
 pub use crypto::dh::{EphemeralPool, KeyPair, PublicKey};

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::ids::{AttachmentId, ClientMsgId, ConversationId, RoomId, Seq, Timestamp, UserId};
+pub use crate::password::{KdfCost, KdfParams, WrappedPrivateKey};
 
 /// Everything a client sends after the handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +175,38 @@ pub enum Request {
     /// Fetches the contact list again (the bundle of [`Response::LoggedIn`]). Answered by
     /// [`Response::Contacts`].
     Contacts,
+    /// Asks how to stretch `username`'s password, before logging in. Answered by
+    /// [`Response::Prelogin`] for any name, registered or not, in the same shape.
+    Prelogin {
+        /// The username as the person typed it.
+        username: String,
+    },
+    /// Asks for the user's wrapped private key. Answered by [`Response::PrivateKey`].
+    FetchPrivateKey,
+    /// Gives the server the user's wrapped private key, when it holds none for the current
+    /// key version. Answered by `Done`.
+    StorePrivateKey(WrappedPrivateKey),
+    /// Replaces the password: the old authentication key proves it, the new one, its
+    /// parameters and the private key wrapped under the new password replace the old ones
+    /// together. Answered by `Done`.
+    ChangePassword {
+        /// The authentication key of the current password.
+        old_auth_key: [u8; 32],
+        /// The authentication key of the new password.
+        new_auth_key: [u8; 32],
+        /// How the new password was stretched.
+        kdf: KdfParams,
+        /// The private key, wrapped under the new password.
+        wrapped_key: WrappedPrivateKey,
+    },
+    /// Starts over with a new key pair when the private key is lost: the certificate's key
+    /// version rises by one. Answered by [`Response::Certificate`] with the new certificate.
+    ResetKey {
+        /// The new public key (256 bytes).
+        public_key: ByteBuf,
+        /// The new private key, wrapped for the new key version.
+        wrapped_key: WrappedPrivateKey,
+    },
 }
 
 /// The fields of a registration (F1).
@@ -181,8 +214,11 @@ pub enum Request {
 pub struct Register {
     /// 1 to 8 letters or digits of any script.
     pub username: String,
-    /// The password, sent only inside the encrypted session; the server keeps an argon2id hash.
-    pub password: String,
+    /// The password's authentication key (see [`crate::password`]): the password itself never
+    /// leaves the client. The server keeps an argon2id hash of this.
+    pub auth_key: [u8; 32],
+    /// How the password was stretched (a fresh random salt, the server's cost).
+    pub kdf: KdfParams,
     /// `name@host.tld`.
     pub email: String,
     /// One of a fixed set.
@@ -198,8 +234,9 @@ pub struct Register {
 pub struct Login {
     /// The username.
     pub username: String,
-    /// The password.
-    pub password: String,
+    /// The password's authentication key, stretched with the parameters of
+    /// [`Response::Prelogin`].
+    pub auth_key: [u8; 32],
 }
 
 /// A user's sex, as the registration form offers it.
@@ -327,6 +364,17 @@ pub enum Response {
     },
     /// The contact list.
     Contacts(LoginBundle),
+    /// How to stretch the password of the name asked about.
+    Prelogin(KdfParams),
+    /// The user's wrapped private key, if the server holds one, and the current key version.
+    PrivateKey {
+        /// The version of the key in the user's certificate.
+        key_version: u32,
+        /// The private key wrapped for that version, if stored.
+        wrapped: Option<WrappedPrivateKey>,
+    },
+    /// The user's own certificate, after a change of key.
+    Certificate(UserCertificate),
 }
 
 /// What the main window needs at login (F2, F3, F6, F7, F8, F9).
@@ -423,6 +471,8 @@ pub struct UserCertificate {
     pub email: String,
     /// The user's public key (256 bytes).
     pub public_key: ByteBuf,
+    /// The key's version: 1, then one more each time the user starts over with a new key.
+    pub key_version: u32,
 }
 
 /// A message as the server stores and delivers it.

@@ -82,13 +82,34 @@ fn bundle() -> LoginBundle {
     }
 }
 
+fn kdf() -> KdfParams {
+    KdfParams {
+        salt: [0x5a; 16],
+        cost: KdfCost {
+            memory_kib: 65536,
+            iterations: 3,
+            parallelism: 1,
+        },
+    }
+}
+
+fn wrapped_key() -> WrappedPrivateKey {
+    WrappedPrivateKey {
+        key_version: 1,
+        iv: [0x11; 16],
+        ciphertext: bytes(&[0x22; 48]),
+        mac: [0x33; 16],
+    }
+}
+
 fn requests() -> Vec<(&'static str, Request)> {
     vec![
         (
             "Register",
             Request::Register(Register {
                 username: "小明".into(),
-                password: "correct horse".into(),
+                auth_key: [0xa1; 32],
+                kdf: kdf(),
                 email: "ming@example.cn".into(),
                 sex: Sex::Male,
                 age: 20,
@@ -99,7 +120,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             "Login",
             Request::Login(Login {
                 username: "alice".into(),
-                password: "pw".into(),
+                auth_key: [0xa2; 32],
             }),
         ),
         ("Logout", Request::Logout),
@@ -198,6 +219,30 @@ fn requests() -> Vec<(&'static str, Request)> {
         ),
         ("Ping", Request::Ping { nonce: 42 }),
         ("Contacts", Request::Contacts),
+        (
+            "Prelogin",
+            Request::Prelogin {
+                username: "alice".into(),
+            },
+        ),
+        ("FetchPrivateKey", Request::FetchPrivateKey),
+        ("StorePrivateKey", Request::StorePrivateKey(wrapped_key())),
+        (
+            "ChangePassword",
+            Request::ChangePassword {
+                old_auth_key: [0xa2; 32],
+                new_auth_key: [0xa3; 32],
+                kdf: kdf(),
+                wrapped_key: wrapped_key(),
+            },
+        ),
+        (
+            "ResetKey",
+            Request::ResetKey {
+                public_key: bytes(&[4; 4]),
+                wrapped_key: wrapped_key(),
+            },
+        ),
     ]
 }
 
@@ -229,6 +274,7 @@ fn responses() -> Vec<(&'static str, Response)> {
                 username: "bob".into(),
                 email: "bob@example.com".into(),
                 public_key: bytes(&[3; 4]),
+                key_version: 2,
             }]),
         ),
         (
@@ -272,6 +318,24 @@ fn responses() -> Vec<(&'static str, Response)> {
         ),
         ("Pong", Response::Pong { nonce: 42 }),
         ("Contacts", Response::Contacts(bundle())),
+        ("Prelogin", Response::Prelogin(kdf())),
+        (
+            "PrivateKey",
+            Response::PrivateKey {
+                key_version: 1,
+                wrapped: Some(wrapped_key()),
+            },
+        ),
+        (
+            "Certificate",
+            Response::Certificate(UserCertificate {
+                user: UserId(1),
+                username: "alice".into(),
+                email: "alice@example.com".into(),
+                public_key: bytes(&[5; 4]),
+                key_version: 2,
+            }),
+        ),
     ]
 }
 

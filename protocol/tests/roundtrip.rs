@@ -20,23 +20,41 @@ fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         (
             any::<String>(),
-            any::<String>(),
+            any::<[u8; 32]>(),
+            any::<([u8; 16], u32, u32, u32)>(),
             any::<String>(),
             0u8..=150,
             bytes(300)
         )
             .prop_map(
-                |(username, password, email, age, public_key)| Request::Register(Register {
+                |(
                     username,
-                    password,
+                    auth_key,
+                    (salt, memory_kib, iterations, parallelism),
                     email,
-                    sex: Sex::Other,
                     age,
                     public_key,
-                })
+                )| {
+                    Request::Register(Register {
+                        username,
+                        auth_key,
+                        kdf: KdfParams {
+                            salt,
+                            cost: KdfCost {
+                                memory_kib,
+                                iterations,
+                                parallelism,
+                            },
+                        },
+                        email,
+                        sex: Sex::Other,
+                        age,
+                        public_key,
+                    })
+                }
             ),
-        (any::<String>(), any::<String>())
-            .prop_map(|(username, password)| Request::Login(Login { username, password })),
+        (any::<String>(), any::<[u8; 32]>())
+            .prop_map(|(username, auth_key)| Request::Login(Login { username, auth_key })),
         (any::<u64>(), any::<[u8; 16]>(), bytes(2048)).prop_map(|(c, id, envelope)| {
             Request::SendMessage(SendMessage {
                 conversation: ConversationId(c),

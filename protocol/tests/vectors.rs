@@ -22,6 +22,9 @@ use protocol::{ClientMsgId, ConversationId, KeyPair, ServerIdentity, UserId};
 const BEGIN: &str = "<!-- vectors:begin -->";
 const END: &str = "<!-- vectors:end -->";
 
+/// The password of the account example.
+const ACCOUNT_PASSWORD: &str = "correct horse 电池";
+
 fn counting(from: u8) -> [u8; 32] {
     std::array::from_fn(|i| from.wrapping_add(i as u8))
 }
@@ -151,6 +154,27 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
         b"the first chunk"
     );
 
+    // Account keys (protocol 2) of user 1, whose private key is the client secret above, at a
+    // deliberately tiny cost so any implementation recomputes them at once.
+    let account_params = protocol::password::KdfParams {
+        salt: std::array::from_fn(|i| 0x90 + i as u8),
+        cost: protocol::password::KdfCost {
+            memory_kib: 64,
+            iterations: 2,
+            parallelism: 1,
+        },
+    };
+    let (master, auth_key, wrap_key) =
+        protocol::password::fixed::keys(ACCOUNT_PASSWORD, &account_params);
+    let wrapped = protocol::password::fixed::wrap(
+        ACCOUNT_PASSWORD,
+        &account_params,
+        UserId(1),
+        1,
+        &alice,
+        [0xf0; 16],
+    );
+
     let keys = &established.keys;
     vec![
         ("p", prime_bytes().to_vec()),
@@ -183,6 +207,15 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
         ("e2e_body", codec::encode(&body).unwrap()),
         ("e2e_direct_envelope", direct.encode().unwrap()),
         ("e2e_content_key", content_key_bytes.to_vec()),
+        ("account_password", ACCOUNT_PASSWORD.as_bytes().to_vec()),
+        (
+            "account_kdf_params",
+            codec::encode(&account_params).unwrap(),
+        ),
+        ("account_master_key", master.to_vec()),
+        ("account_auth_key", auth_key.to_vec()),
+        ("account_wrap_key", wrap_key.to_vec()),
+        ("account_wrapped_key", codec::encode(&wrapped).unwrap()),
         ("e2e_group_envelope", group.encode().unwrap()),
         ("e2e_chunk_0", chunk),
     ]

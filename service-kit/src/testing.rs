@@ -21,15 +21,29 @@ use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-/// The password of the users [`registration`] makes.
-pub const TEST_PASSWORD: &str = "secret pw";
+/// The authentication key of the users [`registration`] makes (a client would stretch it
+/// from a password; services only hash what they receive).
+pub const TEST_AUTH_KEY: [u8; 32] = [0x42; 32];
+
+/// Stretch parameters as a client would send them, at the cost account-svc asks by default
+/// (services never run the stretch; they check the figures).
+pub fn test_kdf() -> proto::account::KdfParams {
+    let cost = protocol::password::DEFAULT_KDF;
+    proto::account::KdfParams {
+        salt: vec![0x5a; protocol::password::SALT_LEN],
+        memory_kib: cost.memory_kib,
+        iterations: cost.iterations,
+        parallelism: cost.parallelism,
+    }
+}
 
 /// A valid registration of `name`: email `name@example.com` (lowercased), a placeholder
 /// public key (account-svc checks its length; the gateway checks it is in the group).
 pub fn registration(name: &str) -> RegisterRequest {
     RegisterRequest {
         username: name.into(),
-        password: TEST_PASSWORD.into(),
+        auth_key: TEST_AUTH_KEY.to_vec(),
+        kdf: Some(test_kdf()),
         email: format!("{}@example.com", name.to_lowercase()),
         sex: proto::common::Sex::Female.into(),
         age: 30,
@@ -57,7 +71,7 @@ pub async fn log_in(account: &mut AccountClient<Channel>, name: &str, session: u
     account
         .login(LoginRequest {
             username: name.into(),
-            password: TEST_PASSWORD.into(),
+            auth_key: TEST_AUTH_KEY.to_vec(),
             gateway_id: "gw".into(),
             session_id: session,
             peer: Some(PeerAddr {

@@ -1,10 +1,12 @@
 # Reproduces the worked example of docs/PROTOCOL.md from the document alone, in Python, as a
 # second implementation would: DH, handshake, key schedule, frames, bincode, E2E keys.
-# Usage: python3 tools/interop/check_vectors.py docs/PROTOCOL.md   (needs `pip install cryptography`)
+# Usage: python3 tools/interop/check_vectors.py docs/PROTOCOL.md   (needs `pip install 'cryptography>=44'`)
 import re, hashlib, hmac, struct, sys
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 doc = open(sys.argv[1]).read()
 block = doc[doc.index("<!-- vectors:begin -->"):doc.index("<!-- vectors:end -->")]
@@ -19,14 +21,14 @@ enc = lambda x: x.to_bytes(256,"big")
 c = int.from_bytes(V["client_secret"],"big"); s=int.from_bytes(V["server_static_secret"],"big"); e=int.from_bytes(V["server_ephemeral_secret"],"big")
 e_c=pow(g,c,p); e_s=pow(g,e,p); S=pow(g,s,p)
 assert enc(e_c)==V["e_c"] and enc(e_s)==V["e_s"] and enc(S)==V["S"]
-ch = b"UCHT"+struct.pack(">H",1)+enc(e_c)+V["client_nonce"]
+ch = b"UCHT"+struct.pack(">H",2)+enc(e_c)+V["client_nonce"]
 assert ch==V["client_hello"], "client hello"
 name=b"uchat-test"
 cert = bytes([1])+struct.pack(">Q",1700000000)+enc(S)+bytes([len(name)])+name
 assert cert==V["certificate"]
 assert hashlib.sha256(enc(S)).digest()==V["fingerprint"]
 flight=V["server_flight"]
-sh = b"UCHT"+struct.pack(">HB",1,0)+enc(e_s)+V["server_nonce"]+struct.pack(">H",len(cert))+cert
+sh = b"UCHT"+struct.pack(">HB",2,0)+enc(e_s)+V["server_nonce"]+struct.pack(">H",len(cert))+cert
 assert flight[:-32]==sh
 TH=hashlib.sha256(ch+sh).digest()
 ikm=enc(pow(e_s,c,p))+enc(pow(S,c,p))
@@ -98,4 +100,20 @@ for r, key in ((2, pw), (3, pw13)):
 assert group == V["e2e_group_envelope"], "group envelope"
 civ, cct, cmac = sealed(K, b"uchat-e2e-v1 chunk", struct.pack(">Q", 0), b"the first chunk", bytes([0xe0])*16)
 assert civ + cct + cmac == V["e2e_chunk_0"], "attachment chunk"
+# Account keys (section 6.4): the password stretched on the client, the private key wrapped.
+password = "correct horse 电池".encode()
+assert password == V["account_password"], "account password"
+salt = bytes(range(0x90, 0xa0))
+params = salt + u32(64) + u32(2) + u32(1)
+assert params == V["account_kdf_params"], "kdf params bincode"
+master = Argon2id(salt=salt, length=32, iterations=2, lanes=1, memory_cost=64).derive(password)
+assert master == V["account_master_key"], "argon2id master key"
+def account_key(info, n):
+    return HKDF(hashes.SHA256(), n, b"uchat account v2", info).derive(master)
+auth = account_key(b"uchat account v2 auth", 32)
+assert auth == V["account_auth_key"], "auth key"
+wrap = account_key(b"uchat account v2 key wrap", 64)
+assert wrap == V["account_wrap_key"], "wrap key"
+wiv, wct, wmac = sealed(wrap, b"uchat-key-wrap-v1", struct.pack(">QI", 1, 1), V["client_secret"], bytes([0xf0])*16)
+assert u32(1) + wiv + byts(wct) + wmac == V["account_wrapped_key"], "wrapped private key"
 print("all vectors reproduced independently")

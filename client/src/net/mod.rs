@@ -218,6 +218,8 @@ pub struct NetConfig {
     pub downloads: PathBuf,
     /// Asks the user interface to draw again.
     pub repaint: Arc<dyn Fn() + Send + Sync>,
+    /// The least password stretch accepted from a server.
+    pub min_kdf: protocol::password::KdfCost,
 }
 
 /// The user interface's end of the network side.
@@ -368,6 +370,7 @@ async fn start_session(
 ) -> Option<Live> {
     let mut client_config = ClientConfig::new(server, config.data_dir.clone());
     client_config.trust_new_servers = false;
+    client_config.min_kdf = config.min_kdf;
     let result = async {
         let (client, events) = Client::connect(client_config).await?;
         act(&client).await?;
@@ -551,10 +554,11 @@ async fn run(client: Client, config: NetConfig, out: Out, command: Command) {
 fn room(client: &Client, out: &Out, result: Result<protocol::message::Room, ClientError>) {
     match result {
         Ok(room) => {
-            out.send(Update::Notice(Notice::RoomReady(room.name, room.id)));
+            // The list first, so the group is there when the notice names it.
             if let Some(contacts) = client.contacts() {
                 out.send(Update::Contacts(contacts));
             }
+            out.send(Update::Notice(Notice::RoomReady(room.name, room.id)));
         }
         Err(err) => out.failed(&err),
     }

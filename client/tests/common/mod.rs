@@ -105,6 +105,7 @@ impl Person {
             lang: Lang::En,
             username: String::new(),
             cjk_font: cjk_font.clone(),
+            min_kdf: e2e::TEST_KDF,
         };
         change(&mut options);
         let app = App::new(options).unwrap();

@@ -2,12 +2,16 @@
 
 use std::sync::Arc;
 
-use proto::account::{GetCertificatesRequest, LoginRequest, LogoutRequest, RegisterRequest};
+use proto::account::{
+    ChangePasswordRequest, FetchPrivateKeyRequest, GetCertificatesRequest, LoginRequest,
+    LogoutRequest, PreloginRequest, RegisterRequest, ResetKeyRequest, StorePrivateKeyRequest,
+};
 use proto::common::{PeerAddr, UserSummary};
 use proto::message::ConversationStatesRequest;
 use proto::social::{ListFriendsRequest, ListRoomsRequest, PendingRequestsRequest};
 use protocol::message::{
-    Error, ErrorCode, Field, FieldError, Login, LoginBundle, Register, Response,
+    Error, ErrorCode, Field, FieldError, KdfParams, Login, LoginBundle, Register, Response,
+    WrappedPrivateKey,
 };
 use protocol::{PublicKey, UserId};
 use serde_bytes::ByteBuf;
@@ -19,25 +23,31 @@ use crate::session::{Conn, Session};
 /// Why a connection closes after `Logout`.
 const LOGGED_OUT: &str = "logged out";
 
+/// account-svc checks a key's length; its value must also be an element of the group.
+fn check_public_key(public_key: &[u8]) -> Result<(), Error> {
+    if PublicKey::from_bytes(public_key).is_ok() {
+        return Ok(());
+    }
+    Err(Error {
+        code: ErrorCode::InvalidField,
+        message: "some fields are not valid".to_owned(),
+        fields: vec![FieldError {
+            field: Field::PublicKey,
+            message: "not a valid public key (256 bytes, a value from 2 to p-2)".to_owned(),
+        }],
+    })
+}
+
 pub async fn register(conn: &Conn, register: Register) -> Result<Response, Error> {
     let shared = &conn.shared;
     if !shared.limits.auth.allow(&conn.peer.ip()) {
         return Err(rate_limited("registrations and logins from this address"));
     }
-    // account-svc checks the key's length; its value must be an element of the group.
-    if PublicKey::from_bytes(&register.public_key).is_err() {
-        return Err(Error {
-            code: ErrorCode::InvalidField,
-            message: "some fields are not valid".to_owned(),
-            fields: vec![FieldError {
-                field: Field::PublicKey,
-                message: "not a valid public key (256 bytes, a value from 2 to p-2)".to_owned(),
-            }],
-        });
-    }
+    check_public_key(&register.public_key)?;
     let request = RegisterRequest {
         username: register.username,
-        password: register.password,
+        auth_key: register.auth_key.to_vec(),
+        kdf: Some(convert::kdf_to_proto(&register.kdf)),
         email: register.email,
         sex: convert::sex_to_proto(register.sex).into(),
         age: u32::from(register.age),
@@ -63,7 +73,7 @@ pub async fn login(conn: &Conn, login: Login) -> Result<(Session, LoginBundle), 
     }
     let request = LoginRequest {
         username: login.username,
-        password: login.password,
+        auth_key: login.auth_key.to_vec(),
         gateway_id: shared.gateway_id.clone(),
         session_id: conn.id,
         peer: Some(PeerAddr {
@@ -100,6 +110,86 @@ pub async fn end_session(conn: &Conn, session: &Session) {
     if let Err(err) = call(conn.shared.request_timeout(), account.logout(request)).await {
         tracing::warn!(user = session.user, %err, "logout not recorded; the lease will expire it");
     }
+}
+
+/// How to stretch a name's password; answered alike for names that are not registered.
+pub async fn prelogin(conn: &Conn, username: String) -> Result<Response, Error> {
+    let shared = &conn.shared;
+    let mut account = shared.services.account.clone();
+    let request = PreloginRequest { username };
+    let params = call(shared.request_timeout(), account.prelogin(request)).await?;
+    convert::kdf(&params)
+        .map(Response::Prelogin)
+        .ok_or_else(|| Error::new(ErrorCode::Internal, "internal error"))
+}
+
+/// `Prelogin` after login (to change the password, a client stretches the current one again).
+pub async fn prelogin_after_login(cx: Ctx, username: String) -> Result<Response, Error> {
+    prelogin(&cx.conn, username).await
+}
+
+pub async fn fetch_private_key(cx: Ctx) -> Result<Response, Error> {
+    let shared = &cx.conn.shared;
+    let mut account = shared.services.account.clone();
+    let request = FetchPrivateKeyRequest {
+        user_id: cx.user_id(),
+    };
+    let found = call(shared.request_timeout(), account.fetch_private_key(request)).await?;
+    Ok(Response::PrivateKey {
+        key_version: found.key_version,
+        wrapped: found.wrapped.and_then(convert::wrapped),
+    })
+}
+
+pub async fn store_private_key(cx: Ctx, wrapped: WrappedPrivateKey) -> Result<Response, Error> {
+    let shared = &cx.conn.shared;
+    let mut account = shared.services.account.clone();
+    let request = StorePrivateKeyRequest {
+        user_id: cx.user_id(),
+        wrapped: Some(convert::wrapped_to_proto(wrapped)),
+    };
+    call(shared.request_timeout(), account.store_private_key(request)).await?;
+    Ok(Response::Done)
+}
+
+pub async fn change_password(
+    cx: Ctx,
+    old_auth_key: [u8; 32],
+    new_auth_key: [u8; 32],
+    kdf: KdfParams,
+    wrapped: WrappedPrivateKey,
+) -> Result<Response, Error> {
+    let shared = &cx.conn.shared;
+    if !shared.limits.auth.allow(&cx.conn.peer.ip()) {
+        return Err(rate_limited("registrations and logins from this address"));
+    }
+    let mut account = shared.services.account.clone();
+    let request = ChangePasswordRequest {
+        user_id: cx.user_id(),
+        old_auth_key: old_auth_key.to_vec(),
+        new_auth_key: new_auth_key.to_vec(),
+        kdf: Some(convert::kdf_to_proto(&kdf)),
+        wrapped: Some(convert::wrapped_to_proto(wrapped)),
+    };
+    call(shared.request_timeout(), account.change_password(request)).await?;
+    Ok(Response::Done)
+}
+
+pub async fn reset_key(
+    cx: Ctx,
+    public_key: ByteBuf,
+    wrapped: WrappedPrivateKey,
+) -> Result<Response, Error> {
+    check_public_key(&public_key)?;
+    let shared = &cx.conn.shared;
+    let mut account = shared.services.account.clone();
+    let request = ResetKeyRequest {
+        user_id: cx.user_id(),
+        public_key: public_key.into_vec(),
+        wrapped: Some(convert::wrapped_to_proto(wrapped)),
+    };
+    let certificate = call(shared.request_timeout(), account.reset_key(request)).await?;
+    Ok(Response::Certificate(convert::certificate(certificate)))
 }
 
 pub async fn certificates(cx: Ctx, users: Vec<UserId>) -> Result<Response, Error> {

@@ -85,6 +85,25 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &Session, body: Request) -> Ans
             max_len,
         } => Box::pin(files::download(cx, attachment, offset, max_len)),
         Request::Contacts => Box::pin(account::contacts(cx)),
+        Request::Prelogin { username } => Box::pin(account::prelogin_after_login(cx, username)),
+        Request::FetchPrivateKey => Box::pin(account::fetch_private_key(cx)),
+        Request::StorePrivateKey(wrapped) => Box::pin(account::store_private_key(cx, wrapped)),
+        Request::ChangePassword {
+            old_auth_key,
+            new_auth_key,
+            kdf,
+            wrapped_key,
+        } => Box::pin(account::change_password(
+            cx,
+            old_auth_key,
+            new_auth_key,
+            kdf,
+            wrapped_key,
+        )),
+        Request::ResetKey {
+            public_key,
+            wrapped_key,
+        } => Box::pin(account::reset_key(cx, public_key, wrapped_key)),
     }
 }
 
@@ -93,6 +112,7 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &Session, body: Request) -> Ans
 pub async fn before_login(conn: &Conn, body: Request) -> Result<Response, Error> {
     match body {
         Request::Register(register) => account::register(conn, register).await,
+        Request::Prelogin { username } => account::prelogin(conn, username).await,
         Request::Ping { nonce } => Ok(Response::Pong { nonce }),
         _ => Err(Error::new(ErrorCode::NotLoggedIn, "log in first")),
     }
