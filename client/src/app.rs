@@ -154,6 +154,7 @@ impl App {
                 crate::theme::centred_form(ui, |ui| views::register::show(ui, &mut self.state))
             }
             Screen::Kicked => views::kicked::show(ui, &self.state),
+            Screen::KeyLost => views::key_lost::show(ui, &self.state),
             Screen::Main => {
                 let mut actions = Vec::new();
                 egui::Panel::left("contacts")
@@ -358,6 +359,19 @@ impl App {
             Action::SafetyNumber(user) => self.net.send(Command::SafetyNumber(user)),
             Action::ScrollToBottom => state.main.scroll_to_bottom = true,
             Action::DismissNotice => state.notice = None,
+            Action::StartOver => self.net.send(Command::StartOver),
+            Action::OpenPasswordForm => state.main.password = Some(Default::default()),
+            Action::ClosePasswordForm => state.main.password = None,
+            Action::ChangePassword => {
+                if let Some(form) = &mut state.main.password {
+                    form.busy = true;
+                    form.error = None;
+                    self.net.send(Command::ChangePassword {
+                        current: form.current.clone(),
+                        new: form.new.clone(),
+                    });
+                }
+            }
             Action::LogOut => {
                 self.net.send(Command::Logout);
                 let lang = state.lang;

@@ -414,3 +414,59 @@ fn an_image_shows_inline_opens_full_size_and_saves() {
     amy.click("Close");
     assert!(!amy.sees_button("Close"));
 }
+
+#[test]
+fn the_password_is_changed_from_the_contact_panel_and_opens_the_account_anywhere() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    let mut amy = registered(&cluster, "amy");
+    amy.click("Change password");
+    assert!(
+        amy.app().state.main.password.is_some(),
+        "the form opened: {:?}",
+        amy.app().state.screen
+    );
+    amy.type_into("Current password", PASSWORD);
+    amy.type_into("New password", "short");
+    assert!(amy.sees("At least 8 characters"), "the rule shows as typed");
+    if let Some(form) = &mut amy.app_mut().state.main.password {
+        form.new.clear();
+    }
+    amy.type_into("New password", "a new passphrase");
+    amy.type_into("Repeat new password", "a new passphrase");
+    amy.click("Save the new password");
+    amy.wait("the change confirmed", |p| p.sees_text("Password changed"));
+    assert!(amy.app().state.main.password.is_none(), "the form closed");
+
+    // Another computer opens the account with the new password, and not with the old one.
+    let elsewhere = rt.block_on(cluster.client());
+    assert!(
+        rt.block_on(elsewhere.client.login("amy", PASSWORD))
+            .is_err()
+    );
+    rt.block_on(elsewhere.client.login("amy", "a new passphrase"))
+        .expect("the new password logs in");
+}
+
+#[test]
+fn a_lost_key_is_explained_and_starting_over_opens_the_account() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start());
+    // Registered on a computer that was lost before its first login: the server never got
+    // the wrapped key.
+    let gone = rt.block_on(cluster.client());
+    rt.block_on(gone.client.register(e2e::form("cat"))).unwrap();
+
+    let mut cat = Person::new(&cluster, "cat");
+    cat.type_into("Username", "cat");
+    cat.type_into("Password", PASSWORD);
+    cat.click("Log in");
+    cat.accept_server();
+    cat.wait("the key-lost screen", |p| {
+        p.sees_button("Start over with a new key")
+    });
+    assert_eq!(cat.app().state.screen, Screen::KeyLost);
+    assert!(cat.sees_text("log in there"), "the way back is named");
+    cat.click("Start over with a new key");
+    cat.wait("the main window", |p| p.sees("Log out"));
+}

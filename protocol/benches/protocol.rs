@@ -75,5 +75,26 @@ fn frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, handshake, frames);
+/// What a client pays per login since protocol 2: one stretch of the password at the cost a
+/// server asks by default, and at the least a client accepts.
+fn stretch(c: &mut Criterion) {
+    use protocol::password::{DEFAULT_KDF, KdfParams, MIN_KDF, StretchedPassword};
+    let mut group = c.benchmark_group("password stretch (client, per login)");
+    group.sample_size(10);
+    for (name, cost) in [
+        ("default 64 MiB t=3", DEFAULT_KDF),
+        ("floor 19 MiB t=2", MIN_KDF),
+    ] {
+        let params = KdfParams {
+            salt: [7; 16],
+            cost,
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| StretchedPassword::derive(black_box("correct horse"), &params, &MIN_KDF))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, handshake, frames, stretch);
 criterion_main!(benches);

@@ -62,6 +62,15 @@ pub enum Command {
     },
     /// Logs out.
     Logout,
+    /// After [`Update::KeyLost`]: makes a new key pair and finishes the login.
+    StartOver,
+    /// Changes the password.
+    ChangePassword {
+        /// The current password.
+        current: String,
+        /// The new one.
+        new: String,
+    },
     /// Saves the last server and username (never the password).
     Remember(crate::settings::Settings),
     /// Searches users by name.
@@ -194,6 +203,10 @@ pub enum Update {
     Folder(PathBuf, Vec<(PathBuf, bool)>),
     /// Something worth telling the person (a result or an error).
     Notice(Notice),
+    /// The login succeeded but the private key cannot be found or restored.
+    KeyLost,
+    /// How a change of password ended (a refusal's code, and its words).
+    PasswordChange(Result<(), (Option<protocol::message::ErrorCode>, String)>),
 }
 
 /// A short message for the status line.
@@ -205,6 +218,8 @@ pub enum Notice {
     RoomReady(String, RoomId),
     /// A file was saved here.
     Saved(PathBuf),
+    /// The password was changed.
+    PasswordChanged,
     /// Something failed; the words say what.
     Failed(String),
 }
@@ -288,6 +303,8 @@ impl Out {
 
 async fn worker(config: NetConfig, mut commands: mpsc::UnboundedReceiver<Command>, out: Out) {
     let mut live: Option<Live> = None;
+    // A login whose key is lost, until the person starts over or goes back.
+    let mut key_lost: Option<Connected> = None;
     while let Some(command) = commands.recv().await {
         match command {
             Command::Trust {
@@ -305,19 +322,21 @@ async fn worker(config: NetConfig, mut commands: mpsc::UnboundedReceiver<Command
                 password,
             } => {
                 end(live.take()).await;
-                live = start_session(&config, &out, &server, Form::Login, async |c| {
-                    c.login(&username, &password).await.map(|_| ())
-                })
-                .await;
+                abandon(key_lost.take()).await;
+                let act = async |c: &Client| c.login(&username, &password).await.map(|_| ());
+                let started = start_session(&config, &out, &server, Form::Login, act).await;
+                (live, key_lost) = started.split();
             }
             Command::Register { server, form } => {
                 let (username, password) = (form.username.clone(), form.password.clone());
                 end(live.take()).await;
-                live = start_session(&config, &out, &server, Form::Register, async |c| {
+                abandon(key_lost.take()).await;
+                let act = async |c: &Client| {
                     c.register(form).await?;
                     c.login(&username, &password).await.map(|_| ())
-                })
-                .await;
+                };
+                let started = start_session(&config, &out, &server, Form::Register, act).await;
+                (live, key_lost) = started.split();
             }
             Command::Remember(settings) => {
                 let path = config.data_dir.join(crate::settings::FILE);
@@ -332,7 +351,20 @@ async fn worker(config: NetConfig, mut commands: mpsc::UnboundedReceiver<Command
                     out.send(Update::Folder(folder, entries));
                 });
             }
-            Command::Logout => end(live.take()).await,
+            Command::Logout => {
+                end(live.take()).await;
+                abandon(key_lost.take()).await;
+            }
+            Command::StartOver => match key_lost.take() {
+                Some((client, events)) => match client.start_over().await {
+                    Ok(_) => live = go_live(&out, Form::Login, client, events).await,
+                    Err(err) => {
+                        out.send(form_error("", Form::Login, err));
+                        let _ = client.logout().await;
+                    }
+                },
+                None => out.send(Update::Notice(Notice::Failed("not logged in".into()))),
+            },
             other => match &live {
                 Some(live) => {
                     let client = live.client.clone();
@@ -359,6 +391,36 @@ async fn end(live: Option<Live>) {
     }
 }
 
+/// A connected client and its events.
+type Connected = (Client, mpsc::UnboundedReceiver<ClientEvent>);
+
+/// How a login attempt ended.
+enum Started {
+    /// Logged in.
+    Live(Live),
+    /// Logged in without a key: kept for [`Command::StartOver`].
+    KeyLost(Connected),
+    /// Failed (the form shows why).
+    Failed,
+}
+
+impl Started {
+    fn split(self) -> (Option<Live>, Option<Connected>) {
+        match self {
+            Self::Live(live) => (Some(live), None),
+            Self::KeyLost(connected) => (None, Some(connected)),
+            Self::Failed => (None, None),
+        }
+    }
+}
+
+/// Leaves a login whose key was lost (the person went back to the login form).
+async fn abandon(key_lost: Option<Connected>) {
+    if let Some((client, _)) = key_lost {
+        let _ = client.logout().await;
+    }
+}
+
 /// Connects, runs `act` (log in, or register and log in), and on success reports the
 /// session and starts passing on the client's events.
 async fn start_session(
@@ -367,27 +429,44 @@ async fn start_session(
     server: &str,
     form: Form,
     act: impl AsyncFnOnce(&Client) -> Result<(), ClientError>,
-) -> Option<Live> {
+) -> Started {
     let mut client_config = ClientConfig::new(server, config.data_dir.clone());
     client_config.trust_new_servers = false;
     client_config.min_kdf = config.min_kdf;
-    let result = async {
-        let (client, events) = Client::connect(client_config).await?;
-        act(&client).await?;
-        Ok::<_, ClientError>((client, events))
-    }
-    .await;
-    let (client, mut events) = match result {
-        Ok(ok) => ok,
+    let (client, events) = match Client::connect(client_config).await {
+        Ok(connected) => connected,
         Err(err) => {
             out.send(form_error(server, form, err));
-            return None;
+            return Started::Failed;
         }
     };
+    match act(&client).await {
+        Ok(()) => match go_live(out, form, client, events).await {
+            Some(live) => Started::Live(live),
+            None => Started::Failed,
+        },
+        Err(ClientError::KeyLost) => {
+            out.send(Update::KeyLost);
+            Started::KeyLost((client, events))
+        }
+        Err(err) => {
+            out.send(form_error(server, form, err));
+            Started::Failed
+        }
+    }
+}
+
+/// Reports a logged-in session and starts passing on its events.
+async fn go_live(
+    out: &Out,
+    form: Form,
+    client: Client,
+    mut events: mpsc::UnboundedReceiver<ClientEvent>,
+) -> Option<Live> {
     match session(&client).await {
         Ok(session) => out.send(Update::LoggedIn(Box::new(session))),
         Err(err) => {
-            out.send(form_error(server, form, err));
+            out.send(form_error("", form, err));
             return None;
         }
     }
@@ -542,11 +621,18 @@ async fn run(client: Client, config: NetConfig, out: Out, command: Command) {
             Ok(members) => out.send(Update::Members(room, members)),
             Err(err) => out.failed(&err),
         },
+        Command::ChangePassword { current, new } => {
+            let result = client.change_password(&current, &new).await;
+            out.send(Update::PasswordChange(
+                result.map_err(|err| (err.code(), err.to_string())),
+            ));
+        }
         Command::Trust { .. }
         | Command::Login { .. }
         | Command::Register { .. }
         | Command::Remember(_)
         | Command::ListFolder(_)
+        | Command::StartOver
         | Command::Logout => {}
     }
 }

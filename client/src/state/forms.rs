@@ -90,4 +90,21 @@ pub struct MainForm {
     pub scroll_to_bottom: bool,
     /// An image shown full size.
     pub viewer: Option<(ImageKey, String, protocol::e2e::Content)>,
+    /// The change-password form, while it is open.
+    pub password: Option<PasswordForm>,
+}
+
+/// The change-password form.
+#[derive(Debug, Clone, Default)]
+pub struct PasswordForm {
+    /// The current password.
+    pub current: String,
+    /// The new one.
+    pub new: String,
+    /// The new one again.
+    pub repeat: String,
+    /// Why the last try failed.
+    pub error: Option<String>,
+    /// A change is under way.
+    pub busy: bool,
 }

@@ -17,7 +17,7 @@ mod forms;
 
 use crate::net::{Form, ImageKey, Notice, Pixels, Session, Update};
 pub use chat::{Chat, Delivery, LINE_HEIGHT_GUESS, Line};
-pub use forms::{LoginForm, MainForm, RegisterForm};
+pub use forms::{LoginForm, MainForm, PasswordForm, RegisterForm};
 
 /// Which screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,6 +31,8 @@ pub enum Screen {
     Main,
     /// Signed in elsewhere.
     Kicked,
+    /// Logged in, but the private key cannot be found or restored: start over, or go back.
+    KeyLost,
 }
 
 /// The connection as the status bar shows it.
@@ -214,6 +216,26 @@ impl State {
                 fields,
             } => self.form_failed(form, code, message, fields),
             Update::LoggedIn(session) => self.logged_in(*session),
+            Update::KeyLost => {
+                self.idle_forms();
+                self.screen = Screen::KeyLost;
+            }
+            Update::PasswordChange(result) => match result {
+                Ok(()) => {
+                    self.main.password = None;
+                    self.notice = Some(crate::net::Notice::PasswordChanged);
+                }
+                Err((code, message)) => {
+                    let message = match code {
+                        Some(ErrorCode::BadCredentials) => self.t(T::WrongCurrentPassword).into(),
+                        _ => message,
+                    };
+                    if let Some(form) = &mut self.main.password {
+                        form.busy = false;
+                        form.error = Some(message);
+                    }
+                }
+            },
             Update::Event(event) => self.event(event),
             Update::Contacts(bundle) => self.set_contacts(bundle),
             Update::Found(users) => {

@@ -32,7 +32,11 @@ pub fn show(ui: &mut Ui, state: &mut State) -> Vec<Action> {
                 }
             });
         });
+        if state.main.password.is_none() && ui.small_button(t(T::ChangePassword)).clicked() {
+            actions.push(Action::OpenPasswordForm);
+        }
     }
+    super::password::show(ui, state, &mut actions);
     ui.separator();
     search(ui, state, &mut actions);
     requests(ui, state, &mut actions);

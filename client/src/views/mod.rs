@@ -4,8 +4,10 @@
 
 pub mod chat;
 pub mod contacts;
+pub mod key_lost;
 pub mod kicked;
 pub mod login;
+pub mod password;
 pub mod register;
 pub mod status;
 pub mod trust;
@@ -89,6 +91,14 @@ pub enum Action {
     DismissNotice,
     /// Logs out.
     LogOut,
+    /// Makes a new key pair after the key was lost.
+    StartOver,
+    /// Opens the change-password form.
+    OpenPasswordForm,
+    /// Closes it.
+    ClosePasswordForm,
+    /// Changes the password with the form.
+    ChangePassword,
 }
 
 /// A big, clearly labelled button.

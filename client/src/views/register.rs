@@ -67,6 +67,7 @@ pub fn show(ui: &mut Ui, state: &mut State) -> Vec<Action> {
         form.server_errors.remove(&input);
     }
     field_error(ui, form.error.as_deref());
+    ui.label(RichText::new(t(T::ForgottenPassword)).weak());
     ui.add_space(12.0);
     let busy = form.busy;
     ui.horizontal(|ui| {

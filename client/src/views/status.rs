@@ -55,6 +55,7 @@ pub fn show(ui: &mut Ui, state: &State) -> Vec<Action> {
                     fill(state.t(T::Saved), &[&path.display().to_string()]),
                     false,
                 ),
+                Notice::PasswordChanged => (state.t(T::PasswordChanged).to_owned(), false),
                 Notice::Failed(text) => (text.clone(), true),
             };
             if error {

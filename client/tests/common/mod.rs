@@ -131,6 +131,11 @@ impl Person {
         self.h.state()
     }
 
+    /// The app, to clear a field before typing into it again.
+    pub fn app_mut(&mut self) -> &mut App {
+        self.h.state_mut()
+    }
+
     /// Clicks the button labelled `label`.
     #[track_caller]
     pub fn click(&mut self, label: &str) {
