@@ -1,11 +1,13 @@
 //! Delivery semantics at the protocol level: a sender's pipelined messages keep their order,
-//! and a sender's own messages never count as unread for them.
+//! a sender's own messages never count as unread for them, and large fan-outs reach reading
+//! members live.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 
-use e2e::{TestCluster, befriend};
+use client_core::ClientEvent;
+use e2e::{EVENT_WAIT, TestCluster, befriend};
 use protocol::message::{ClientMessage, Request, Response, SendMessage, ServerMessage};
 use protocol::{ClientMsgId, SecureConnection};
 use serde_bytes::ByteBuf;
@@ -110,4 +112,86 @@ async fn a_senders_own_messages_are_not_unread_for_them() {
     );
     let bob_sees = bob.client.refresh_contacts().await.unwrap();
     assert_eq!(unread(&bob_sees), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_fan_out_reaches_reading_members_live() {
+    let cluster = TestCluster::start_with(|o| o.gateway.messages_per_minute = u32::MAX).await;
+    let amy = cluster.user("amy").await;
+    let mut readers = Vec::new();
+    for name in ["bob", "cat", "dan", "eve"] {
+        readers.push(cluster.user(name).await);
+    }
+    let room = amy.client.create_room("Photos").await.unwrap();
+    for reader in &readers {
+        reader.client.join_room(room.id).await.unwrap();
+    }
+    let mut members = vec![amy.id];
+    members.extend(readers.iter().map(|r| r.id));
+
+    // amy pipelines COUNT large group messages on a raw connection: stored in one or two
+    // batches and fanned out together, several times tonic's default 4 MiB per push for the
+    // readers' gateway, while each reader's share stays within its own outbound budget.
+    const COUNT: u64 = 30;
+    let stream = TcpStream::connect(cluster.addr()).await.unwrap();
+    let (mut conn, _) =
+        SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
+            .await
+            .unwrap();
+    let login = e2e::raw_login(&mut conn, "amy", u64::MAX).await;
+    conn.write_message(&ClientMessage::Request { id: 0, body: login })
+        .await
+        .unwrap();
+    let envelope = group_envelope(&members, 120 * 1024);
+    for id in 1..=COUNT {
+        let mut client_msg_id = [0u8; 16];
+        client_msg_id[..8].copy_from_slice(&id.to_be_bytes());
+        let body = Request::SendMessage(SendMessage {
+            conversation: room.conversation,
+            client_msg_id: ClientMsgId(client_msg_id),
+            envelope: ByteBuf::from(envelope.clone()),
+        });
+        conn.write_message(&ClientMessage::Request { id, body })
+            .await
+            .unwrap();
+    }
+
+    for reader in &mut readers {
+        let mut live = std::collections::HashSet::new();
+        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+        while (live.len() as u64) < COUNT {
+            let event = tokio::time::timeout_at(deadline, reader.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {COUNT} arrived live", live.len()))
+                .unwrap();
+            match event {
+                ClientEvent::Message(message) if message.conversation == room.conversation => {
+                    live.insert(message.seq);
+                }
+                ClientEvent::Reconnected => panic!("a reader's session was dropped"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A group envelope of about `len` bytes with a key wrapped for each of `members`: the
+/// server checks its shape only (the readers show it as a message that does not open).
+fn group_envelope(members: &[protocol::UserId], len: usize) -> Vec<u8> {
+    use protocol::e2e::{Envelope, Sealed, WRAPPED_KEY_LEN, WrappedKey};
+    let keys = members
+        .iter()
+        .map(|&recipient| WrappedKey {
+            recipient,
+            iv: [1; 16],
+            wrapped: ByteBuf::from(vec![2; WRAPPED_KEY_LEN]),
+            mac: [3; 16],
+        })
+        .collect();
+    let body = Sealed {
+        iv: [4; 16],
+        ciphertext: ByteBuf::from(vec![5; len / 16 * 16]),
+        mac: [6; 16],
+    };
+    Envelope::Group { body, keys }.encode().unwrap()
 }

@@ -233,8 +233,21 @@ async fn after_login_the_connection_state_requests_are_answered_and_logout_close
 
 #[tokio::test]
 async fn a_reader_that_falls_behind_is_closed_and_syncs_everything_later() {
+    // Four messages queued at most.
+    a_slow_reader_is_closed(|g| g.outbound_queue = 4).await;
+}
+
+#[tokio::test]
+async fn a_reader_that_falls_behind_in_bytes_is_closed_too() {
+    // Room for a thousand messages, but only 1 MiB of them: five of amy's.
+    a_slow_reader_is_closed(|g| g.outbound_max_bytes = 1024 * 1024).await;
+}
+
+/// bo stops reading while amy sends sixty 200 KiB messages: bo's connection is closed by the
+/// bound `bound` sets, amy is never held up, and bo then syncs every message.
+async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
     let cluster = TestCluster::start_with(|o| {
-        o.gateway.outbound_queue = 4;
+        bound(&mut o.gateway);
         o.gateway.messages_per_minute = u32::MAX;
     })
     .await;
@@ -308,4 +321,84 @@ async fn a_reader_that_falls_behind_is_closed_and_syncs_everything_later() {
         }
     }
     assert_eq!(seqs, (1..=count).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn before_login_frames_are_small() {
+    let cluster = TestCluster::start().await;
+    let (mut conn, _) = connect(&cluster).await;
+    // A 20 KiB search before login: more than any login or registration needs.
+    let big = Request::SearchUsers {
+        query: "x".repeat(20 * 1024),
+    };
+    conn.write_message(&ClientMessage::Request { id: 1, body: big })
+        .await
+        .unwrap();
+    let gone =
+        tokio::time::timeout(Duration::from_secs(5), conn.read_message::<ServerMessage>()).await;
+    assert!(
+        matches!(gone, Ok(Ok(None)) | Ok(Err(_))),
+        "closed on a large frame before login: {gone:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_logs_in_is_closed_even_if_it_pings() {
+    let cluster = TestCluster::start_with(|o| o.gateway.login_timeout_ms = 400).await;
+    let (mut conn, _) = connect(&cluster).await;
+    let started = std::time::Instant::now();
+    let mut answered = 0u64;
+    while started.elapsed() < Duration::from_secs(5) {
+        let ping = Request::Ping { nonce: answered };
+        if conn
+            .write_message(&ClientMessage::Request {
+                id: answered,
+                body: ping,
+            })
+            .await
+            .is_err()
+        {
+            break;
+        }
+        match conn.read_message::<ServerMessage>().await {
+            Ok(Some(_)) => answered += 1,
+            _ => break,
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed at the login deadline, pings or not ({answered} answered)"
+    );
+}
+
+#[tokio::test]
+async fn connections_not_logged_in_cannot_take_every_slot() {
+    let cluster = TestCluster::start_with(|o| o.gateway.max_unauthenticated = 2).await;
+    let (_silent, _) = connect(&cluster).await;
+    let (mut waiting, _) = connect(&cluster).await;
+    let mut third = TcpStream::connect(cluster.addr()).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(5)).await,
+        "a third connection not logged in is refused"
+    );
+    // A login gives its slot back: the next newcomer gets in.
+    let keys = KeyPair::generate().unwrap();
+    ask(
+        &mut waiting,
+        1,
+        register("cy", keys.public().as_bytes().to_vec()),
+    )
+    .await
+    .unwrap();
+    let login = Request::Login(protocol::message::Login {
+        username: "cy".into(),
+        auth_key: e2e::RAW_AUTH_KEY,
+    });
+    ask(&mut waiting, 2, login).await.unwrap();
+    let (mut newcomer, _) = connect(&cluster).await;
+    assert!(
+        ask(&mut newcomer, 1, Request::Ping { nonce: 1 })
+            .await
+            .is_ok()
+    );
 }

@@ -1,13 +1,54 @@
-//! The sessions this gateway holds, by user: where pushes for a user go.
+//! The sessions this gateway holds, by user: where pushes for a user go; and each
+//! connection's way out, its outbound queue.
 //!
 //! A user has at most one session on a gateway. Every entry carries the session's epoch from
 //! account-svc; a push for another epoch is stale (that session was replaced) and is dropped.
+//!
+//! The outbound queue is bounded twice: in messages, and in bytes (envelopes and file chunks
+//! counted in full, the rest as a fixed allowance). A client that falls behind either bound is
+//! closed, never waited for: waiting would let one slow reader hold the memory of every
+//! message sent to it, or hold up its senders. Nothing is lost: messages are stored before
+//! they are pushed, and the client syncs when it reconnects.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use protocol::message::{Event, ServerMessage};
+use protocol::message::{Event, Response, ServerMessage};
 use tokio::sync::{mpsc, watch};
+
+/// What every queued message is counted as beyond its large parts (ids, framing, names).
+pub const MESSAGE_ALLOWANCE: usize = 256;
+
+/// What a queued message weighs against its connection's byte budget: its envelopes and
+/// file bytes in full, and [`MESSAGE_ALLOWANCE`] (per message and per listed item) for the rest.
+pub fn weight(message: &ServerMessage) -> usize {
+    let large = match message {
+        ServerMessage::Response {
+            result: Ok(response),
+            ..
+        } => match response {
+            Response::Messages { messages, .. } => messages
+                .iter()
+                .map(|m| m.envelope.len() + MESSAGE_ALLOWANCE)
+                .sum(),
+            Response::Chunk { data, .. } => data.len(),
+            Response::LoggedIn(bundle) | Response::Contacts(bundle) => {
+                (bundle.friends.len()
+                    + bundle.rooms.len()
+                    + bundle.pending_requests.len()
+                    + bundle.conversations.len())
+                    * MESSAGE_ALLOWANCE
+            }
+            Response::Users(users) | Response::Members(users) => users.len() * MESSAGE_ALLOWANCE,
+            Response::Certificates(certificates) => certificates.len() * (MESSAGE_ALLOWANCE + 256),
+            _ => 0,
+        },
+        ServerMessage::Event(Event::Message(stored)) => stored.envelope.len(),
+        _ => 0,
+    };
+    MESSAGE_ALLOWANCE + large
+}
 
 /// A connection's way out: its bounded queue to the writer, and its close signal.
 #[derive(Debug, Clone)]
@@ -16,20 +57,33 @@ pub struct Outbound {
     pub queue: mpsc::Sender<ServerMessage>,
     /// Set to `Some(reason)` to close the connection.
     pub close: watch::Sender<Option<String>>,
+    /// Bytes queued (by [`weight`]); the writer takes off what it wrote.
+    pub bytes: Arc<AtomicUsize>,
+    /// The most bytes queued before the connection is closed.
+    pub max_bytes: usize,
 }
 
 impl Outbound {
-    /// Queues `message` without waiting. A reader too slow to keep its queue below the bound
-    /// is closed: its messages stay stored and it syncs when it reconnects.
+    /// Queues `message` without waiting. A reader too slow to keep its queue below either
+    /// bound is closed: its messages stay stored and it syncs when it reconnects.
     pub fn push(&self, message: ServerMessage) -> bool {
-        match self.queue.try_send(message) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.end(SLOW_READER);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        if self.enqueue(message) {
+            true
+        } else {
+            self.end(SLOW_READER);
+            false
         }
+    }
+
+    /// Queues `message` if both bounds allow it; `false` if not (or the writer is gone).
+    fn enqueue(&self, message: ServerMessage) -> bool {
+        let weight = weight(&message);
+        let before = self.bytes.fetch_add(weight, Ordering::AcqRel);
+        if before.saturating_add(weight) > self.max_bytes || self.queue.try_send(message).is_err() {
+            self.bytes.fetch_sub(weight, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     /// Closes the connection without a `Kicked` event: the client reconnects by itself
@@ -41,7 +95,7 @@ impl Outbound {
     /// Tells the client why and closes the session; the client does not reconnect.
     pub fn kick(&self, reason: &str) {
         // The event goes first; the session closes once its writer has sent it.
-        let _ = self.queue.try_send(ServerMessage::Event(Event::Kicked {
+        self.enqueue(ServerMessage::Event(Event::Kicked {
             reason: reason.to_owned(),
         }));
         self.end(reason);

@@ -78,6 +78,10 @@ pub const SEARCH_BURST: u32 = 20;
 /// Messages one user may send at once.
 pub const MESSAGE_BURST: u32 = 200;
 
+/// Largest frame accepted before login: a login or registration is well under 1 KiB, so a
+/// connection that has proved nothing cannot make the gateway buffer a 1 MiB frame.
+pub const PRE_LOGIN_MAX_FRAME: usize = 16 * 1024;
+
 /// Why sessions are closed when the gateway stops (logged; clients reconnect).
 pub const SHUTTING_DOWN: &str = "the server is shutting down; reconnect shortly";
 
@@ -101,10 +105,31 @@ pub struct Config {
     /// milliseconds. Default 60000.
     #[arg(long, env = "UCHAT_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     pub idle_timeout_ms: u64,
+    /// A connection not logged in this long after it was accepted is closed, in
+    /// milliseconds (pings do not extend it). Default 10000.
+    #[arg(long, env = "UCHAT_LOGIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub login_timeout_ms: u64,
+    /// Most connections not yet logged in at once, so connections that never log in cannot
+    /// take the slots logged-in users need. Default 2500 (a quarter of the default cap).
+    #[arg(long, env = "UCHAT_MAX_UNAUTHENTICATED", default_value_t = 2_500)]
+    pub max_unauthenticated: usize,
+    /// Handshakes computing at once (the rest wait, within the handshake timeout).
+    /// Default 0: one per core.
+    #[arg(long, env = "UCHAT_HANDSHAKE_CONCURRENCY", default_value_t = 0)]
+    pub handshake_concurrency: usize,
+    /// The client listener's backlog: connections the kernel holds before they are accepted.
+    /// Default 1024.
+    #[arg(long, env = "UCHAT_LISTEN_BACKLOG", default_value_t = 1024)]
+    pub listen_backlog: u32,
     /// Messages waiting to be written to one client; a client that falls this far behind is
     /// disconnected (its messages stay stored). Default 1024.
     #[arg(long, env = "UCHAT_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+    /// Bytes waiting to be written to one client (envelopes and file chunks counted in
+    /// full); past it the client is disconnected like one past `--outbound-queue`.
+    /// Default 4194304 (4 MiB).
+    #[arg(long, env = "UCHAT_OUTBOUND_MAX_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub outbound_max_bytes: usize,
     /// Requests of one connection handled at once (more wait to be read). Default 16.
     #[arg(long, env = "UCHAT_MAX_IN_FLIGHT", default_value_t = 16)]
     pub max_in_flight: usize,
@@ -139,7 +164,12 @@ impl Default for Config {
             max_connections_per_ip: 256,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+            login_timeout_ms: 10_000,
+            max_unauthenticated: 2_500,
+            handshake_concurrency: 0,
+            listen_backlog: 1024,
             outbound_queue: 1024,
+            outbound_max_bytes: 4 * 1024 * 1024,
             max_in_flight: 16,
             request_timeout_ms: 15_000,
             max_frame_len: protocol::frame::DEFAULT_MAX_FRAME_LEN,
@@ -249,6 +279,10 @@ pub struct Shared {
     pub limits: Limits,
     /// Becomes true when the gateway stops: sessions finish what they started and close.
     pub stopping: watch::Receiver<bool>,
+    /// Permits to compute a handshake.
+    pub handshakes: Semaphore,
+    /// Slots of connections not yet logged in.
+    pub unauthenticated: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
@@ -332,6 +366,8 @@ pub async fn serve(
         Some(addr) => addr,
         None => listeners.push.local_addr()?.to_string(),
     };
+    let (config_handshakes, unauthenticated) =
+        (config.handshake_concurrency, config.max_unauthenticated);
     let shared = Arc::new(Shared {
         limits: Limits::new(&config),
         config,
@@ -342,13 +378,21 @@ pub async fn serve(
         hub: hub.clone(),
         sends,
         stopping: stopping.clone(),
+        handshakes: Semaphore::new(match config_handshakes {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n.min(MAX_PERMITS),
+        }),
+        unauthenticated: Arc::new(Semaphore::new(unauthenticated.clamp(1, MAX_PERMITS))),
         per_ip: Mutex::new(HashMap::new()),
     });
 
     let mut push_stopping = stopping.clone();
     let push_server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(PushServer::new(push::PushService::new(hub.clone())))
+            .add_service(
+                PushServer::new(push::PushService::new(hub.clone()))
+                    .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES),
+            )
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.push),
                 async move {
@@ -386,9 +430,13 @@ pub async fn serve(
             tracing::warn!(%peer, "connection refused: too many from this address");
             continue;
         };
+        let Ok(pending) = shared.unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: too many connections not logged in");
+            continue;
+        };
         let shared = shared.clone();
         sessions.spawn(async move {
-            session::run(shared, stream, peer).await;
+            session::run(shared, stream, peer, pending).await;
             drop((slot, permit));
         });
     }
@@ -475,10 +523,28 @@ async fn renew_lease(shared: Arc<Shared>, push_addr: String, mut lease: Duration
     }
 }
 
-/// Binds a listener, with the address in the error.
+/// Binds a listener with the default backlog, with the address in the error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
+    bind_with_backlog(addr, Config::default().listen_backlog)
+}
+
+/// Binds a listener whose kernel queue holds `backlog` connections not yet accepted.
+pub fn bind_with_backlog(addr: SocketAddr, backlog: u32) -> anyhow::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .with_context(|| format!("cannot listen on {addr}"))?;
+    // As the standard listener does: a restarted gateway may bind while old connections wait.
+    #[cfg(unix)]
+    socket
+        .set_reuseaddr(true)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    socket
+        .listen(backlog)
         .with_context(|| format!("cannot listen on {addr}"))
 }
 

@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(path = %cli.server_key.display(), "created the server key");
     }
     let listeners = gateway::Listeners {
-        clients: gateway::bind(cli.listen).await?,
+        clients: gateway::bind_with_backlog(cli.listen, cli.config.listen_backlog)?,
         push: gateway::bind(cli.push_listen).await?,
         push_advertise: cli.push_advertise,
     };

@@ -10,13 +10,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use protocol::message::{ClientMessage, Request, Response, ServerMessage};
 use protocol::{SecureConnection, Timestamp};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::Shared;
 use crate::handlers;
@@ -79,14 +80,24 @@ impl Conn {
     }
 }
 
-/// Runs one client connection to its end.
-pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// Runs one client connection to its end. `pending` is its slot among connections not yet
+/// logged in, given back at login.
+pub async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    pending: OwnedSemaphorePermit,
+) {
+    let mut pending = Some(pending);
+    let login_deadline =
+        tokio::time::Instant::now() + Duration::from_millis(shared.config.login_timeout_ms);
     let _ = stream.set_nodelay(true);
     let handshake = SecureConnection::accept(
         stream,
         shared.identity.clone(),
         shared.pool.clone(),
         shared.config.max_frame_len,
+        &shared.handshakes,
     );
     let timeout = Duration::from_millis(shared.config.handshake_timeout_ms);
     let connection = match tokio::time::timeout(timeout, handshake).await {
@@ -101,6 +112,8 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         }
     };
     let (mut reader, writer) = connection.split(TcpStream::into_split);
+    // A connection that has not logged in gets small frames only.
+    reader.set_max_frame_len(crate::PRE_LOGIN_MAX_FRAME.min(shared.config.max_frame_len));
     let (outbound, queue) = mpsc::channel(
         shared
             .config
@@ -108,7 +121,8 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             .clamp(1, Semaphore::MAX_PERMITS),
     );
     let idle = Duration::from_millis(shared.config.idle_timeout_ms);
-    let writer = tokio::spawn(write_loop(writer, queue, idle));
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_loop(writer, queue, bytes.clone(), idle));
     let (close, mut closed) = watch::channel(None::<String>);
     let conn = Arc::new(Conn {
         shared: shared.clone(),
@@ -117,6 +131,8 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         outbound: Outbound {
             queue: outbound,
             close,
+            bytes,
+            max_bytes: shared.config.outbound_max_bytes,
         },
     });
     let in_flight = Arc::new(Semaphore::new(
@@ -131,7 +147,10 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             biased;
             _ = closed.changed() => break,
             _ = stopping.wait_for(|s| *s) => break,
-            read = tokio::time::timeout(idle, reader.read_message::<ClientMessage>()) => read,
+            read = tokio::time::timeout_at(
+                read_deadline(idle, session.is_none().then_some(login_deadline)),
+                reader.read_message::<ClientMessage>(),
+            ) => read,
         };
         let (id, body) = match message {
             Ok(Ok(Some(ClientMessage::Request { id, body }))) => (id, body),
@@ -140,6 +159,10 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 // A frame that fails its checks or does not decode ends the connection: the
                 // stream can no longer be trusted.
                 tracing::debug!(%peer, %err, "connection closed on a bad frame");
+                break;
+            }
+            Err(_) if session.is_none() => {
+                tracing::debug!(%peer, "no login in time");
                 break;
             }
             Err(_) => {
@@ -152,6 +175,8 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 Request::Login(login) => match handlers::login(&conn, login).await {
                     Ok((logged_in, bundle)) => {
                         conn.start(&logged_in);
+                        reader.set_max_frame_len(shared.config.max_frame_len);
+                        drop(pending.take());
                         tracing::info!(user = logged_in.user, %peer, "logged in");
                         session = Some(logged_in);
                         conn.answer(id, Ok(Response::LoggedIn(bundle)));
@@ -188,16 +213,27 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = tokio::time::timeout(crate::DRAIN_TIMEOUT, writer).await;
 }
 
+/// When the next request must have arrived: within `idle`, and before `login_by` while the
+/// connection has not logged in (pings do not move that one).
+fn read_deadline(idle: Duration, login_by: Option<tokio::time::Instant>) -> tokio::time::Instant {
+    let idle_by = tokio::time::Instant::now() + idle;
+    login_by.map_or(idle_by, |login_by| login_by.min(idle_by))
+}
+
 /// Writes everything queued for the client, coalescing bursts into one write. Ends when every
 /// sender is gone or a write fails or stalls for `stall`.
 async fn write_loop(
     mut writer: protocol::SecureWriter<OwnedWriteHalf>,
     mut queue: mpsc::Receiver<ServerMessage>,
+    bytes: Arc<AtomicUsize>,
     stall: Duration,
 ) {
     while let Some(message) = queue.recv().await {
         let mut next = Some(message);
+        // What this write takes off the connection's byte budget once it is written.
+        let mut written = 0;
         while let Some(message) = next.take() {
+            written += crate::hub::weight(&message);
             if let Err(err) = writer.queue(&message) {
                 tracing::warn!(%err, "a message could not be encoded; dropped");
             }
@@ -205,7 +241,9 @@ async fn write_loop(
                 next = queue.try_recv().ok();
             }
         }
-        match tokio::time::timeout(stall, writer.flush()).await {
+        let flushed = tokio::time::timeout(stall, writer.flush()).await;
+        bytes.fetch_sub(written, Ordering::AcqRel);
+        match flushed {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 tracing::debug!(%err, "write failed");

@@ -37,6 +37,15 @@ pub fn error_code(status: &tonic::Status) -> common::ErrorCode {
         .unwrap_or(common::ErrorCode::Unspecified)
 }
 
+/// Largest gRPC message a push server accepts and a push client sends: set on both ends
+/// deliberately, not left to tonic's default (4 MiB).
+pub const PUSH_MESSAGE_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most envelope bytes one `Deliver` call carries; a larger fan-out is split into several
+/// calls, so a push never exceeds [`PUSH_MESSAGE_MAX_BYTES`] (one envelope is at most 256 KiB,
+/// well under the difference).
+pub const DELIVER_BATCH_MAX_BYTES: usize = 2 * 1024 * 1024;
+
 /// Why a session is kicked when its account logs in again: the words account-svc puts in
 /// `KickRequest.reason` and a gateway sends when the new login lands on it.
 pub const SIGNED_IN_ELSEWHERE: &str = "your account was signed in elsewhere";

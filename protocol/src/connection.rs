@@ -47,6 +47,11 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
     ) -> Result<Option<M>, ConnectionError> {
         decode_frame(self.read_frame().await?)
     }
+
+    /// Changes the largest frame accepted from now on.
+    pub fn set_max_frame_len(&mut self, max_frame_len: usize) {
+        self.opener.set_max_len(max_frame_len);
+    }
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(
@@ -195,15 +200,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureConnection<S> {
     }
 
     /// Runs the server's handshake over `stream`. The two exponentiations run on tokio's
-    /// blocking pool so they do not stall other connections. A client of another protocol
-    /// version is told so before the stream is dropped.
+    /// blocking pool so they do not stall other connections, and only while holding a permit
+    /// of `compute` (so a flood of handshakes queues instead of taking every core). A client
+    /// of another protocol version is told so before the stream is dropped.
     ///
-    /// Callers bound the whole handshake with a timeout.
+    /// Callers bound the whole handshake, the wait for a permit included, with a timeout.
     pub async fn accept(
         mut stream: S,
         identity: Arc<ServerIdentity>,
         pool: Arc<EphemeralPool>,
         max_frame_len: usize,
+        compute: &tokio::sync::Semaphore,
     ) -> Result<Self, ConnectionError> {
         let mut hello = [0u8; CLIENT_HELLO_LEN];
         let (preamble, rest) = hello.split_at_mut(ClientHello::PREAMBLE_LEN);
@@ -220,6 +227,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureConnection<S> {
         }
         read_exact(&mut stream, rest).await?;
 
+        let _permit = compute
+            .acquire()
+            .await
+            .map_err(|_| ConnectionError::Cancelled)?;
         let (flight, keys) = tokio::task::spawn_blocking(move || {
             let ephemeral = pool.take().map_err(HandshakeError::from)?;
             let mut nonce = [0u8; NONCE_LEN];

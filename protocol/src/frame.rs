@@ -150,6 +150,12 @@ impl FrameOpener {
         }
     }
 
+    /// Changes the largest frame accepted from now on (the gateway accepts small frames until
+    /// a session logs in).
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len;
+    }
+
     /// Opens the frame at the start of `buf`, removing it from `buf`.
     ///
     /// Returns `Ok(None)` when `buf` does not hold a whole frame yet (nothing is consumed),
@@ -174,7 +180,9 @@ impl FrameOpener {
         }
         let total = HEADER_LEN + len;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            // Nothing is reserved for the declared length: the buffer grows with the bytes
+            // that actually arrive, so a header claiming a large frame costs its sender the
+            // bytes, not the receiver the memory.
             return Ok(None);
         }
 
@@ -234,6 +242,34 @@ mod tests {
         let mut buf = BytesMut::from(&wire[..]);
         assert_eq!(&opener.open(&mut buf).unwrap().unwrap()[..], b"hello");
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_declared_length_reserves_no_memory_before_its_bytes_arrive() {
+        let (_, mut opener) = pair();
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(&(DEFAULT_MAX_FRAME_LEN as u32).to_be_bytes());
+        header[4] = 16;
+        let mut buf = BytesMut::from(&header[..]);
+        assert!(matches!(opener.open(&mut buf), Ok(None)));
+        assert!(
+            buf.capacity() < 4 * 1024,
+            "{} bytes reserved for a frame that has not arrived",
+            buf.capacity()
+        );
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_what_the_default_allows() {
+        let (mut sealer, mut opener) = pair();
+        opener.set_max_len(1024);
+        let mut wire = Vec::new();
+        sealer.seal_into(&[7; 2000], &mut wire).unwrap();
+        let mut buf = BytesMut::from(&wire[..]);
+        assert!(matches!(
+            opener.open(&mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -14,6 +14,9 @@ use protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Handshakes computing at once in these tests.
+static COMPUTE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 struct Server {
     addr: std::net::SocketAddr,
     fingerprint: Fingerprint,
@@ -30,7 +33,8 @@ async fn echo_server() -> Server {
     let task = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
         let mut conn =
-            SecureConnection::accept(stream, identity, pool, DEFAULT_MAX_FRAME_LEN).await?;
+            SecureConnection::accept(stream, identity, pool, DEFAULT_MAX_FRAME_LEN, &COMPUTE)
+                .await?;
         while let Some(ClientMessage::Request { id, body }) = conn.read_message().await? {
             let result = match body {
                 Request::Ping { nonce } => Ok(Response::Pong { nonce }),

@@ -124,7 +124,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         .await
         .context("cannot migrate the database")?;
 
-    let clients = gateway::bind(options.listen).await?;
+    let clients = gateway::bind_with_backlog(options.listen, options.gateway.listen_backlog)?;
     let client_addr = clients.local_addr()?;
     let (account_listener, account_url) = loopback().await?;
     let (social_listener, social_url) = loopback().await?;

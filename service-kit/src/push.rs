@@ -124,7 +124,9 @@ impl Pusher {
             .timeout(PUSH_TIMEOUT)
             .connect_timeout(PUSH_TIMEOUT);
         // Lazy: the first call connects, so an unreachable gateway costs that call only.
-        let client = PushClient::new(endpoint.connect_lazy());
+        let client = PushClient::new(endpoint.connect_lazy())
+            .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
+            .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES);
         channels.insert(push_addr.to_owned(), client.clone());
         Some(client)
     }
@@ -165,7 +167,8 @@ impl Pusher {
         }
     }
 
-    /// Delivers each message to its session, one call per gateway.
+    /// Delivers each message to its session: per gateway, calls of at most
+    /// [`proto::DELIVER_BATCH_MAX_BYTES`] of envelopes (at least one message each), in order.
     pub async fn deliver(&self, deliveries: Vec<(LiveSession, StoredMessage)>) {
         let mut by_gateway: HashMap<String, Vec<Delivery>> = HashMap::new();
         for (session, message) in deliveries {
@@ -181,8 +184,10 @@ impl Pusher {
             let Some(mut client) = self.client(&push_addr).await else {
                 continue;
             };
-            if let Err(status) = client.deliver(DeliverRequest { deliveries }).await {
-                tracing::warn!(push_addr, code = ?status.code(), "deliver push failed");
+            for deliveries in split_by_bytes(deliveries, proto::DELIVER_BATCH_MAX_BYTES) {
+                if let Err(status) = client.deliver(DeliverRequest { deliveries }).await {
+                    tracing::warn!(push_addr, code = ?status.code(), "deliver push failed");
+                }
             }
         }
     }
@@ -222,6 +227,28 @@ impl Pusher {
     }
 }
 
+/// Splits `deliveries`, in order, into runs whose envelopes total at most `max_bytes`; a run
+/// holds at least one delivery, however large.
+fn split_by_bytes(deliveries: Vec<Delivery>, max_bytes: usize) -> Vec<Vec<Delivery>> {
+    let size = |d: &Delivery| d.message.as_ref().map_or(0, |m| m.envelope.len());
+    let mut runs: Vec<Vec<Delivery>> = Vec::new();
+    let mut run_bytes = 0;
+    for delivery in deliveries {
+        let bytes = size(&delivery);
+        match runs.last_mut() {
+            Some(run) if run_bytes + bytes <= max_bytes => {
+                run_bytes += bytes;
+                run.push(delivery);
+            }
+            _ => {
+                run_bytes = bytes;
+                runs.push(vec![delivery]);
+            }
+        }
+    }
+    runs
+}
+
 fn target(session: &LiveSession) -> Target {
     Target {
         user_id: crate::wire_id(session.user_id),
@@ -236,5 +263,38 @@ pub fn summary(user: &entity::user::Model) -> UserSummary {
         username: user.username.clone(),
         sex: i32::from(user.sex),
         age: u32::try_from(user.age).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(envelope_len: usize) -> Delivery {
+        Delivery {
+            target: None,
+            message: Some(StoredMessage {
+                envelope: vec![0; envelope_len],
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn deliveries_are_split_in_order_to_fit_and_never_dropped() {
+        let lens = [400, 400, 300, 900, 2000, 100];
+        let runs = split_by_bytes(lens.iter().map(|&l| delivery(l)).collect(), 1000);
+        let sizes: Vec<Vec<usize>> = runs
+            .iter()
+            .map(|run| {
+                run.iter()
+                    .map(|d| d.message.as_ref().map_or(0, |m| m.envelope.len()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            [vec![400, 400], vec![300], vec![900], vec![2000], vec![100]]
+        );
     }
 }
