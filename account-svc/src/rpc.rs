@@ -276,7 +276,24 @@ impl Account for AccountRpc {
         let users = store::users_by(&self.db, ids, keys)
             .await
             .map_err(Error::from)?;
-        let certificates = users.into_iter().map(certificate).collect();
+        let found: Vec<i64> = users.iter().map(|u| u.id).collect();
+        let close = match db_id(request.requester_id) {
+            Some(requester) => store::close_to(&self.db, requester, &found)
+                .await
+                .map_err(Error::from)?,
+            None => Default::default(),
+        };
+        let certificates = users
+            .into_iter()
+            .map(|user| {
+                let shown = close.contains(&user.id);
+                let mut certificate = certificate(user);
+                if !shown {
+                    certificate.email.clear();
+                }
+                certificate
+            })
+            .collect();
         Ok(Response::new(GetCertificatesResponse { certificates }))
     }
 

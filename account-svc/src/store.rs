@@ -66,6 +66,61 @@ pub async fn insert_user(db: &impl ConnectionTrait, new: NewUser) -> Result<i64,
     Ok(user::Entity::insert(model).exec(db).await?.last_insert_id)
 }
 
+/// Which of `users` `requester` may see in full (with email): the requester, their friends,
+/// those with a pending request to them, and members of a group they share.
+pub async fn close_to(
+    db: &impl ConnectionTrait,
+    requester: i64,
+    users: &[i64],
+) -> Result<std::collections::HashSet<i64>, DbErr> {
+    use entity::{friend, room_user};
+    let mut close: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    if users.contains(&requester) {
+        close.insert(requester);
+    }
+    // Friends (my accepted rows) and pending requesters (their rows to me, not accepted).
+    let related = friend::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(friend::Column::FromUserId.eq(requester))
+                        .add(friend::Column::Accepted.eq(true))
+                        .add(friend::Column::ToUserId.is_in(users.to_vec())),
+                )
+                .add(
+                    Condition::all()
+                        .add(friend::Column::ToUserId.eq(requester))
+                        .add(friend::Column::FromUserId.is_in(users.to_vec())),
+                ),
+        )
+        .all(db)
+        .await?;
+    for row in related {
+        close.insert(if row.from_user_id == requester {
+            row.to_user_id
+        } else {
+            row.from_user_id
+        });
+    }
+    let my_rooms: Vec<i64> = room_user::Entity::find()
+        .filter(room_user::Column::UserId.eq(requester))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.room_id)
+        .collect();
+    if !my_rooms.is_empty() {
+        let shared = room_user::Entity::find()
+            .filter(room_user::Column::RoomId.is_in(my_rooms))
+            .filter(room_user::Column::UserId.is_in(users.to_vec()))
+            .all(db)
+            .await?;
+        close.extend(shared.into_iter().map(|r| r.user_id));
+    }
+    Ok(close)
+}
+
 /// Finds a user by id.
 pub async fn user_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find_by_id(id).one(db).await

@@ -341,6 +341,7 @@ async fn certificates_by_id_and_by_name() {
             .get_certificates(GetCertificatesRequest {
                 user_ids: vec![heidi],
                 usernames: vec!["IVAN".into(), "nobody".into()],
+                requester_id: heidi,
             })
             .await
             .unwrap()
@@ -351,6 +352,13 @@ async fn certificates_by_id_and_by_name() {
             .map(|c| (c.user_id, c.username.as_str(), c.public_key.len()))
             .collect();
         assert_eq!(names, [(heidi, "heidi", 256), (ivan, "ivan", 256)]);
+        // heidi sees her own email, not a stranger's.
+        let emails: Vec<&str> = response
+            .certificates
+            .iter()
+            .map(|c| c.email.as_str())
+            .collect();
+        assert_eq!(emails, ["heidi@example.com", ""], "{}", test.backend);
     }
 }
 

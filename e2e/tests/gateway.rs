@@ -402,3 +402,59 @@ async fn connections_not_logged_in_cannot_take_every_slot() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn certificates_show_an_email_only_to_those_close_to_its_owner() {
+    let cluster = TestCluster::start().await;
+    let (mut amy, amy_id) = raw_user(&cluster, "amy").await;
+    let (mut bo, bo_id) = raw_user(&cluster, "bo").await;
+    let email_of = async |conn: &mut Conn, id: u64, user: protocol::UserId| {
+        let answer = ask(conn, id, Request::GetCertificates { users: vec![user] })
+            .await
+            .unwrap();
+        let Response::Certificates(certificates) = answer else {
+            panic!("{answer:?}")
+        };
+        certificates[0].email.clone()
+    };
+    // Sequential ids make every account's certificate reachable; a stranger gets no email.
+    assert_eq!(email_of(&mut amy, 3, bo_id).await, "");
+    assert_eq!(email_of(&mut amy, 4, amy_id).await, "amy@example.com");
+    // Once amy asks, bo (who received the request) sees hers; after he accepts, both do.
+    ask(&mut amy, 5, Request::AddFriend { user: bo_id })
+        .await
+        .unwrap();
+    assert_eq!(email_of(&mut bo, 3, amy_id).await, "amy@example.com");
+    assert_eq!(email_of(&mut amy, 6, bo_id).await, "");
+    ask(
+        &mut bo,
+        4,
+        Request::ResolveFriendRequest {
+            from: amy_id,
+            decision: protocol::message::FriendDecision::Accept,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(email_of(&mut amy, 7, bo_id).await, "bo@example.com");
+
+    // Members of a group see each other's.
+    let (mut cy, cy_id) = raw_user(&cluster, "cy").await;
+    assert_eq!(email_of(&mut amy, 8, cy_id).await, "");
+    let created = ask(
+        &mut cy,
+        3,
+        Request::CreateRoom {
+            name: "club".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let Response::Room(room) = created else {
+        panic!("{created:?}")
+    };
+    ask(&mut amy, 9, Request::JoinRoom { room: room.id })
+        .await
+        .unwrap();
+    assert_eq!(email_of(&mut amy, 10, cy_id).await, "cy@example.com");
+}

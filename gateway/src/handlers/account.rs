@@ -197,6 +197,7 @@ pub async fn certificates(cx: Ctx, users: Vec<UserId>) -> Result<Response, Error
     let request = GetCertificatesRequest {
         user_ids: users.iter().map(|u| u.0).collect(),
         usernames: Vec::new(),
+        requester_id: cx.user_id(),
     };
     let mut account = shared.services.account.clone();
     let found = call(shared.request_timeout(), account.get_certificates(request)).await?;
