@@ -10,6 +10,9 @@ pub enum Error {
     /// Wrong username or password (never says which).
     #[error("wrong username or password")]
     BadCredentials,
+    /// Too many login attempts are waiting for this account (see `throttle`).
+    #[error("too many login attempts for this account; wait a few seconds and try again")]
+    Throttled,
     /// A request that cannot be valid.
     #[error("invalid request: {0}")]
     Invalid(&'static str),
@@ -36,6 +39,11 @@ impl From<Error> for Status {
             Error::BadCredentials => coded(
                 Code::Unauthenticated,
                 ErrorCode::BadCredentials,
+                err.to_string(),
+            ),
+            Error::Throttled => coded(
+                Code::ResourceExhausted,
+                ErrorCode::RateLimited,
                 err.to_string(),
             ),
             Error::Invalid(_) => coded(

@@ -2,7 +2,8 @@
 //!
 //! Layers: [`rpc`] decodes a call and maps errors (in [`error`]), [`logic`] holds the pure
 //! rules (what a valid registration is), [`store`] the database access, [`password`] argon2id
-//! hashing off the async threads, [`keys`] the stretch parameters and wrapped private keys. It writes `users`, `sessions` and `gateways` only; it reads
+//! hashing off the async threads, [`keys`] the stretch parameters and wrapped private keys,
+//! [`throttle`] the growing delays after wrong passwords. It writes `users`, `sessions` and `gateways` only; it reads
 //! `friends` (social-svc's) to tell a user's friends when they come and go.
 
 pub mod error;
@@ -11,6 +12,7 @@ pub mod logic;
 pub mod password;
 pub mod rpc;
 pub mod store;
+pub mod throttle;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -25,6 +25,7 @@ use crate::keys;
 use crate::logic;
 use crate::password::Passwords;
 use crate::store::{self, NewUser, SessionPlace};
+use crate::throttle::{LoginThrottle, Turn};
 
 /// Longest gateway id or push address accepted.
 const MAX_GATEWAY_FIELD: usize = 255;
@@ -40,6 +41,7 @@ pub struct AccountRpc {
     push: Pusher,
     config: Arc<Config>,
     prelogin_secret: Arc<[u8; 32]>,
+    throttle: Arc<LoginThrottle>,
 }
 
 impl AccountRpc {
@@ -56,6 +58,7 @@ impl AccountRpc {
             push,
             config,
             prelogin_secret: Arc::new(prelogin_secret),
+            throttle: Arc::new(LoginThrottle::default()),
         })
     }
 
@@ -178,14 +181,22 @@ impl Account for AccountRpc {
             .filter(|p| *p <= i32::from(u16::MAX))
             .ok_or(Error::Invalid("peer port"))?;
 
-        let user = store::user_by_key(&self.db, &logic::username_key(&request.username))
+        let key = logic::username_key(&request.username);
+        match self.throttle.turn(&key, std::time::Instant::now()) {
+            Turn::Now => {}
+            Turn::After(wait) => tokio::time::sleep(wait).await,
+            Turn::Refused => return Err(Error::Throttled.into()),
+        }
+        let user = store::user_by_key(&self.db, &key)
             .await
             .map_err(Error::from)?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         // A key of the wrong length is verified like any wrong one: same time, same answer.
         if !self.passwords.verify(request.auth_key, stored_hash).await? {
+            self.throttle.failed(&key, std::time::Instant::now());
             return Err(Error::BadCredentials.into());
         }
+        self.throttle.succeeded(&key);
         let Some(user) = user else {
             return Err(Error::BadCredentials.into());
         };

@@ -58,6 +58,7 @@ pub fn client_code(code: ServiceCode) -> Option<ErrorCode> {
         ServiceCode::ChecksumMismatch => Some(ErrorCode::ChecksumMismatch),
         ServiceCode::InvalidField => Some(ErrorCode::InvalidField),
         ServiceCode::MembersChanged => Some(ErrorCode::MembersChanged),
+        ServiceCode::RateLimited => Some(ErrorCode::RateLimited),
         ServiceCode::UnknownGateway => None,
     }
 }

@@ -407,6 +407,7 @@ pub async fn serve(
         shared.config.max_connections.clamp(1, MAX_PERMITS),
     ));
     let mut sessions = JoinSet::new();
+    let mut refusals = limits::RefusalLog::default();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -423,15 +424,15 @@ pub async fn serve(
         };
         while sessions.try_join_next().is_some() {}
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: too many connections");
+            refusals.refused(peer, "too many connections");
             continue;
         };
         let Some(slot) = shared.admit(peer.ip()) else {
-            tracing::warn!(%peer, "connection refused: too many from this address");
+            refusals.refused(peer, "too many from this address");
             continue;
         };
         let Ok(pending) = shared.unauthenticated.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: too many connections not logged in");
+            refusals.refused(peer, "too many connections not logged in");
             continue;
         };
         let shared = shared.clone();
