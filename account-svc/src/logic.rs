@@ -50,6 +50,12 @@ pub fn check_username(username: &str) -> Option<FieldError> {
             "a username has only letters and digits (no spaces or symbols)",
         ));
     }
+    if !service_kit::single_script(&username) {
+        return Some(field(
+            Field::Username,
+            "a username is written in one script (letters of one alphabet, and digits)",
+        ));
+    }
     None
 }
 
@@ -189,9 +195,22 @@ mod tests {
             "a-b",
             "a\u{0}",
             "九个字符九个字符九",
+            // Latin with a Cyrillic а: mixed scripts.
+            "\u{430}mudwe1",
+            "paypаl",
         ] {
             assert!(check_username(bad).is_some(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn look_alike_names_share_one_key() {
+        let key = username_key("amudwe");
+        for alike in ["AMUDWE", "ａｍｕｄｗｅ", "\u{430}mudwe", "arnudwe"] {
+            assert_eq!(username_key(alike), key, "{alike:?}");
+        }
+        assert_ne!(username_key("amudwf"), key);
+        assert_eq!(username_key("小明"), username_key("小明"));
     }
 
     #[test]

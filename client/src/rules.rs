@@ -51,7 +51,9 @@ pub const AGE_MAX: u8 = 150;
 pub fn username_ok(name: &str) -> bool {
     let name: String = name.trim().nfc().collect();
     let count = name.chars().count();
-    (1..=USERNAME_MAX_CHARS).contains(&count) && name.chars().all(char::is_alphanumeric)
+    (1..=USERNAME_MAX_CHARS).contains(&count)
+        && name.chars().all(char::is_alphanumeric)
+        && unicode_security::MixedScript::is_single_script(name.as_str())
 }
 
 /// Whether `email` looks like `name@host.tld` by the server's rule: one `@`, no spaces or

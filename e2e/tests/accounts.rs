@@ -165,3 +165,34 @@ async fn the_gateway_keeps_its_lease_so_sessions_stay_online() {
         "amy was swept offline"
     );
 }
+
+#[tokio::test]
+async fn look_alike_names_are_refused() {
+    let cluster = TestCluster::start().await;
+    let c = cluster.client().await;
+    c.client.register(form("amudwe")).await.unwrap();
+    c.client.register(form("ace")).await.unwrap();
+    let mut fullwidth = form("ａｍｕｄｗｅ");
+    fullwidth.email = "fullwidth@example.com".into();
+    assert_eq!(
+        code(c.client.register(fullwidth).await),
+        ErrorCode::UsernameTaken,
+        "the fullwidth twin is the same name"
+    );
+    // All Cyrillic, and looking like `ace`.
+    let mut cyrillic = form("\u{430}\u{441}\u{435}");
+    cyrillic.email = "cyrillic@example.com".into();
+    assert_eq!(
+        code(c.client.register(cyrillic).await),
+        ErrorCode::UsernameTaken
+    );
+    // One Cyrillic letter among Latin ones: mixed scripts, refused beside the field.
+    let mut mixed = form("\u{430}mudwe2");
+    mixed.email = "mixed@example.com".into();
+    let err = c.client.register(mixed).await.unwrap_err();
+    let client_core::ClientError::Server(error) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.fields[0].field, Field::Username, "{error}");
+    assert!(error.fields[0].message.contains("one script"), "{error}");
+}

@@ -95,10 +95,21 @@ pub fn normalize_name(name: &str) -> String {
     name.nfc().collect()
 }
 
-/// Returns the key a name is unique by and searched by: NFC, then lowercase, so `Alice` and
-/// `alice` are one name in both databases.
+/// Returns the key a name is unique by, looked up by and searched by: NFKC, lowercase, then
+/// the confusable skeleton of Unicode's UTS #39, so `Alice`, `alice`, the fullwidth `ａｌｉｃｅ`
+/// and `аlice` with a Cyrillic `а` are one name in both databases: nobody can register a
+/// look-alike of another's name.
 pub fn name_key(name: &str) -> String {
-    normalize_name(name).to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    let folded = name.nfkc().collect::<String>().to_lowercase();
+    unicode_security::confusable_detection::skeleton(&folded).collect()
+}
+
+/// Whether `name` is written in one script (digits and other common characters go with any),
+/// as UTS #39 defines it: `amudwe` or `小明2`, not Latin and Cyrillic mixed.
+pub fn single_script(name: &str) -> bool {
+    use unicode_security::MixedScript;
+    name.is_single_script()
 }
 
 /// Converts a database id to the wire's `u64` (ids are positive).

@@ -29,7 +29,23 @@ pub fn room_name(name: &str) -> Result<String, Error> {
             "a group name cannot contain control characters",
         ));
     }
+    if name.chars().any(invisible) {
+        return Err(Error::Invalid(
+            "a group name cannot contain invisible characters (direction overrides, zero-width \
+             characters or byte-order marks)",
+        ));
+    }
     Ok(name)
+}
+
+/// Characters that change how a name reads without showing: bidirectional embeddings,
+/// overrides and isolates, zero-width characters, the word joiner and the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 /// The `LIKE` pattern matching keys that start with `prefix`, with `\` escaping `%`, `_` and
@@ -64,6 +80,14 @@ mod tests {
         assert!(room_name("   ").is_err());
         assert!(room_name(&"x".repeat(33)).is_err());
         assert!(room_name("a\u{7}b").is_err());
+        for sneaky in [
+            "admin\u{202E}",
+            "a\u{200B}b",
+            "\u{FEFF}club",
+            "x\u{2066}y\u{2069}",
+        ] {
+            assert!(room_name(sneaky).is_err(), "{sneaky:?}");
+        }
     }
 
     #[test]
