@@ -27,25 +27,7 @@ async fn pipelined_sends_are_stored_in_the_order_sent() {
     let bob = cluster.user("bob").await;
     let conversation = befriend(&amy, &bob).await;
 
-    let stream = TcpStream::connect(cluster.addr()).await.unwrap();
-    let (mut conn, _) =
-        SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
-            .await
-            .unwrap();
-    let login = e2e::raw_login(&mut conn, "amy", u64::MAX).await;
-    conn.write_message(&ClientMessage::Request { id: 0, body: login })
-        .await
-        .unwrap();
-    loop {
-        match conn.read_message::<ServerMessage>().await.unwrap() {
-            Some(ServerMessage::Response { id: 0, result }) => {
-                assert!(matches!(result, Ok(Response::LoggedIn(_))), "{result:?}");
-                break;
-            }
-            Some(_) => continue,
-            None => panic!("closed at login"),
-        }
-    }
+    let mut conn = logged_in(&cluster, "amy").await;
 
     // Every request is written before any answer is read, as a reconnecting outbox or a
     // fast typist does.
@@ -133,15 +115,7 @@ async fn a_large_fan_out_reaches_reading_members_live() {
     // batches and fanned out together, several times tonic's default 4 MiB per push for the
     // readers' gateway, while each reader's share stays within its own outbound budget.
     const COUNT: u64 = 30;
-    let stream = TcpStream::connect(cluster.addr()).await.unwrap();
-    let (mut conn, _) =
-        SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
-            .await
-            .unwrap();
-    let login = e2e::raw_login(&mut conn, "amy", u64::MAX).await;
-    conn.write_message(&ClientMessage::Request { id: 0, body: login })
-        .await
-        .unwrap();
+    let mut conn = logged_in(&cluster, "amy").await;
     let envelope = group_envelope(&members, 120 * 1024);
     for id in 1..=COUNT {
         let mut client_msg_id = [0u8; 16];
@@ -171,6 +145,29 @@ async fn a_large_fan_out_reaches_reading_members_live() {
                 ClientEvent::Reconnected => panic!("a reader's session was dropped"),
                 _ => {}
             }
+        }
+    }
+}
+
+/// A raw connection logged in as `name` (registered by client-core with the test password).
+async fn logged_in(cluster: &TestCluster, name: &str) -> SecureConnection<TcpStream> {
+    let stream = TcpStream::connect(cluster.addr()).await.unwrap();
+    let (mut conn, _) =
+        SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
+            .await
+            .unwrap();
+    let login = e2e::raw_login(&mut conn, name, u64::MAX).await;
+    conn.write_message(&ClientMessage::Request { id: 0, body: login })
+        .await
+        .unwrap();
+    loop {
+        match conn.read_message::<ServerMessage>().await.unwrap() {
+            Some(ServerMessage::Response { id: 0, result }) => {
+                assert!(matches!(result, Ok(Response::LoggedIn(_))), "{result:?}");
+                return conn;
+            }
+            Some(_) => continue,
+            None => panic!("closed at login"),
         }
     }
 }
