@@ -59,7 +59,7 @@ client() {
     pids+=("$client_pid")
     window=""
     for _ in $(seq 100); do
-        window=$(xdotool search --name '^Uchat' 2>/dev/null | head -n 1 || true)
+        window=$(xdotool search --onlyvisible --name '^Uchat' 2>/dev/null | head -n 1 || true)
         [ -n "$window" ] && break
         sleep 0.1
     done
