@@ -54,6 +54,23 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     tokio::time::timeout(within, read).await.is_ok()
 }
 
+/// A raw `Login` of `name`, registered by [`register`].
+fn login(name: &str) -> Request {
+    Request::Login(protocol::message::Login {
+        username: name.into(),
+        auth_key: e2e::RAW_AUTH_KEY,
+    })
+}
+
+/// `conn` accepts `from`'s friend request as request `id`.
+async fn accept(conn: &mut Conn, id: u64, from: protocol::UserId) -> Response {
+    let accept = Request::ResolveFriendRequest {
+        from,
+        decision: protocol::message::FriendDecision::Accept,
+    };
+    ask(conn, id, accept).await.unwrap()
+}
+
 fn register(name: &str, public_key: Vec<u8>) -> Request {
     Request::Register(Register {
         username: name.into(),
@@ -197,11 +214,7 @@ async fn raw_user(cluster: &TestCluster, name: &str) -> (Conn, protocol::UserId)
     let Response::Registered { user, .. } = registered else {
         panic!("{registered:?}")
     };
-    let login = Request::Login(protocol::message::Login {
-        username: name.into(),
-        auth_key: e2e::RAW_AUTH_KEY,
-    });
-    ask(&mut conn, 2, login).await.unwrap();
+    ask(&mut conn, 2, login(name)).await.unwrap();
     (conn, user)
 }
 
@@ -213,10 +226,7 @@ async fn after_login_the_connection_state_requests_are_answered_and_logout_close
         ask(&mut conn, 3, Request::Ping { nonce: 9 }).await,
         Ok(Response::Pong { nonce: 9 })
     );
-    let again = Request::Login(protocol::message::Login {
-        username: "ada".into(),
-        auth_key: e2e::RAW_AUTH_KEY,
-    });
+    let again = login("ada");
     let refused = ask(&mut conn, 4, again).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::AlreadyLoggedIn);
     let refused = ask(&mut conn, 5, register("bob", vec![0; 256]))
@@ -256,16 +266,7 @@ async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
     ask(&mut amy, 3, Request::AddFriend { user: bo_id })
         .await
         .unwrap();
-    let accepted = ask(
-        &mut bo,
-        3,
-        Request::ResolveFriendRequest {
-            from: amy_id,
-            decision: protocol::message::FriendDecision::Accept,
-        },
-    )
-    .await
-    .unwrap();
+    let accepted = accept(&mut bo, 3, amy_id).await;
     let Response::Friend(friend) = accepted else {
         panic!("{accepted:?}")
     };
@@ -296,11 +297,7 @@ async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
 
     // Nothing was lost: a new session syncs every message.
     let (mut again, _) = connect(&cluster).await;
-    let login = Request::Login(protocol::message::Login {
-        username: "bo".into(),
-        auth_key: e2e::RAW_AUTH_KEY,
-    });
-    ask(&mut again, 1, login).await.unwrap();
+    ask(&mut again, 1, login("bo")).await.unwrap();
     let mut seqs = Vec::new();
     let mut cursor = protocol::Seq(0);
     for id in 2.. {
@@ -390,11 +387,7 @@ async fn connections_not_logged_in_cannot_take_every_slot() {
     )
     .await
     .unwrap();
-    let login = Request::Login(protocol::message::Login {
-        username: "cy".into(),
-        auth_key: e2e::RAW_AUTH_KEY,
-    });
-    ask(&mut waiting, 2, login).await.unwrap();
+    ask(&mut waiting, 2, login("cy")).await.unwrap();
     let (mut newcomer, _) = connect(&cluster).await;
     assert!(
         ask(&mut newcomer, 1, Request::Ping { nonce: 1 })
@@ -426,16 +419,7 @@ async fn certificates_show_an_email_only_to_those_close_to_its_owner() {
         .unwrap();
     assert_eq!(email_of(&mut bo, 3, amy_id).await, "amy@example.com");
     assert_eq!(email_of(&mut amy, 6, bo_id).await, "");
-    ask(
-        &mut bo,
-        4,
-        Request::ResolveFriendRequest {
-            from: amy_id,
-            decision: protocol::message::FriendDecision::Accept,
-        },
-    )
-    .await
-    .unwrap();
+    accept(&mut bo, 4, amy_id).await;
     assert_eq!(email_of(&mut amy, 7, bo_id).await, "bo@example.com");
 
     // Members of a group see each other's.
