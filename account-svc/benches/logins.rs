@@ -54,12 +54,11 @@ async fn main() {
     tokio::spawn(account_svc::serve(
         listener,
         db,
+        service_kit::testing::internal_key(),
         config,
         std::future::pending(),
     ));
-    let client = AccountClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let client = AccountClient::new(service_kit::testing::channel(&format!("http://{addr}")).await);
 
     for i in 0..clients {
         client

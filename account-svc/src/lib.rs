@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::account::account_server::AccountServer;
+use proto::internal::{InternalKey, Require};
 use sea_orm::DatabaseConnection;
 use service_kit::push::Pusher;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 
 pub use crate::error::Error;
 pub use crate::rpc::AccountRpc;
@@ -91,30 +93,35 @@ impl Default for Config {
     }
 }
 
-/// The tonic service, for a router that serves several services.
+/// The tonic service, refusing calls without the internal key, for a router that serves
+/// several services.
 pub async fn service(
     db: DatabaseConnection,
     config: Arc<Config>,
     push: Pusher,
-) -> Result<AccountServer<AccountRpc>, Error> {
+    key: &InternalKey,
+) -> Result<InterceptedService<AccountServer<AccountRpc>, Require>, Error> {
     let secret = keys::prelogin_secret(&db).await?;
-    Ok(AccountServer::new(AccountRpc::new(
-        db, config, push, secret,
-    )?))
+    Ok(AccountServer::with_interceptor(
+        AccountRpc::new(db, config, push, secret)?,
+        key.require(),
+    ))
 }
 
 /// Serves account-svc on `listener` until `shutdown` resolves, sweeping expired gateway
-/// leases meanwhile.
+/// leases meanwhile. Callers, and the gateways it pushes to, authenticate with `key`.
 pub async fn serve(
     listener: TcpListener,
     db: DatabaseConnection,
+    key: InternalKey,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let push = Pusher::new();
+    let push = Pusher::new(key.clone());
     let sweeper = tokio::spawn(sweep_leases(db.clone(), config.clone(), push.clone()));
-    let router = tonic::transport::Server::builder().add_service(service(db, config, push).await?);
+    let router =
+        tonic::transport::Server::builder().add_service(service(db, config, push, &key).await?);
     let served = service_kit::serve_router(router, listener, shutdown).await;
     sweeper.abort();
     Ok(served?)

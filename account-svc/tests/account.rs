@@ -10,13 +10,13 @@ use proto::account::account_client::AccountClient;
 use proto::account::*;
 use proto::common::{ErrorCode, PeerAddr};
 use proto::gateway::notification::Event;
+use proto::internal::Authenticated;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use service_kit::status::error_code;
 use service_kit::testing::{
-    Pushed, RecordingGateway, TEST_AUTH_KEY, databases, register, registration,
+    self as testing, Pushed, RecordingGateway, TEST_AUTH_KEY, databases, register, registration,
 };
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 /// Cheap argon2 for tests; the defaults are checked by a unit test of their own.
 fn config() -> Config {
@@ -29,18 +29,17 @@ fn config() -> Config {
     }
 }
 
-async fn start(db: DatabaseConnection, config: Config) -> AccountClient<Channel> {
+async fn start(db: DatabaseConnection, config: Config) -> AccountClient<Authenticated> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(account_svc::serve(
         listener,
         db,
+        testing::internal_key(),
         config,
         std::future::pending(),
     ));
-    AccountClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap()
+    AccountClient::new(testing::channel(&format!("http://{addr}")).await)
 }
 
 fn login_request(name: &str, auth_key: &[u8], gateway: &str, session: u64) -> LoginRequest {
@@ -56,7 +55,7 @@ fn login_request(name: &str, auth_key: &[u8], gateway: &str, session: u64) -> Lo
     }
 }
 
-async fn gateway(client: &mut AccountClient<Channel>, id: &str) -> RecordingGateway {
+async fn gateway(client: &mut AccountClient<Authenticated>, id: &str) -> RecordingGateway {
     let (recorder, addr) = RecordingGateway::start().await;
     client
         .register_gateway(RegisterGatewayRequest {

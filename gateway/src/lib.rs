@@ -27,13 +27,15 @@ use proto::account::account_client::AccountClient;
 use proto::account::{RegisterGatewayRequest, RenewLeaseRequest};
 use proto::common::ErrorCode as ServiceCode;
 use proto::gateway::push_server::PushServer;
+use proto::internal::{Authenticated, InternalKey};
 use proto::message::message_client::MessageClient;
 use proto::social::social_client::SocialClient;
 use protocol::{EphemeralPool, ServerIdentity};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
 
 use crate::hub::Hub;
 use crate::limits::{Limiter, Rate};
@@ -193,31 +195,36 @@ pub struct ServiceUrls {
     pub message: String,
 }
 
-/// gRPC clients of the services (cheap to clone: one HTTP/2 connection each, made lazily).
+/// gRPC clients of the services (cheap to clone: one HTTP/2 connection each, made lazily),
+/// and the internal key their calls carry and the push server requires.
 #[derive(Debug, Clone)]
 pub struct Services {
     /// account-svc.
-    pub account: AccountClient<Channel>,
+    pub account: AccountClient<Authenticated>,
     /// social-svc.
-    pub social: SocialClient<Channel>,
+    pub social: SocialClient<Authenticated>,
     /// message-svc.
-    pub message: MessageClient<Channel>,
+    pub message: MessageClient<Authenticated>,
+    /// The deployment's internal key.
+    pub key: InternalKey,
 }
 
 impl Services {
     /// Clients for `urls`; they connect on first use and reconnect by themselves.
-    pub fn connect_lazy(urls: &ServiceUrls) -> anyhow::Result<Self> {
-        let channel = |url: &str| -> anyhow::Result<Channel> {
-            Ok(Endpoint::from_shared(url.to_owned())
+    pub fn connect_lazy(urls: &ServiceUrls, key: InternalKey) -> anyhow::Result<Self> {
+        let channel = |url: &str| -> anyhow::Result<Authenticated> {
+            let channel = Endpoint::from_shared(url.to_owned())
                 .with_context(|| format!("bad service address {url}"))?
                 .connect_timeout(SERVICE_CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
-                .connect_lazy())
+                .connect_lazy();
+            Ok(key.authenticate(channel))
         };
         Ok(Self {
             account: AccountClient::new(channel(&urls.account)?),
             social: SocialClient::new(channel(&urls.social)?),
             message: MessageClient::new(channel(&urls.message)?),
+            key,
         })
     }
 }
@@ -389,10 +396,11 @@ pub async fn serve(
     let mut push_stopping = stopping.clone();
     let push_server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
+            .add_service(InterceptedService::new(
                 PushServer::new(push::PushService::new(hub.clone()))
                     .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES),
-            )
+                shared.services.key.require(),
+            ))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.push),
                 async move {

@@ -55,6 +55,10 @@ struct Cli {
     /// The server's name in its certificate (used when the key is created).
     #[arg(long, env = "UCHAT_SERVER_NAME", default_value = "uchat")]
     server_name: String,
+    /// File holding the deployment's internal key (64 hex digits, e.g. from
+    /// `openssl rand -hex 32`); every Uchat process of one deployment reads the same one.
+    #[arg(long, env = "UCHAT_INTERNAL_KEY_FILE")]
+    internal_key_file: PathBuf,
     #[command(flatten)]
     config: gateway::Config,
 }
@@ -83,11 +87,15 @@ async fn main() -> anyhow::Result<()> {
         listeners.clients.local_addr()?,
         identity.fingerprint()
     );
-    let services = gateway::Services::connect_lazy(&gateway::ServiceUrls {
-        account: cli.account_url,
-        social: cli.social_url,
-        message: cli.message_url,
-    })?;
+    let key = proto::internal::InternalKey::load(&cli.internal_key_file)?;
+    let services = gateway::Services::connect_lazy(
+        &gateway::ServiceUrls {
+            account: cli.account_url,
+            social: cli.social_url,
+            message: cli.message_url,
+        },
+        key,
+    )?;
     gateway::serve(
         listeners,
         Arc::new(identity),

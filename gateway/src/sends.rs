@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 
+use proto::internal::Authenticated;
 use proto::message::message_client::MessageClient;
 use proto::message::{SendBatchRequest, SendRequest, SendResponse};
 use protocol::message::Error;
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::Channel;
 
 use crate::convert::{client_code, status_to_error, unavailable};
 
@@ -45,7 +45,11 @@ impl QueuedSend {
 
 impl SendQueue {
     /// Starts the lanes: batches of at most `batch_max`, each call bounded by `timeout`.
-    pub fn start(client: MessageClient<Channel>, batch_max: usize, timeout: Duration) -> Self {
+    pub fn start(
+        client: MessageClient<Authenticated>,
+        batch_max: usize,
+        timeout: Duration,
+    ) -> Self {
         let batch_max = batch_max.max(1);
         let lanes = (0..SEND_LANES)
             .map(|_| {
@@ -71,7 +75,7 @@ impl SendQueue {
 }
 
 async fn lane(
-    mut client: MessageClient<Channel>,
+    mut client: MessageClient<Authenticated>,
     mut jobs: mpsc::Receiver<(SendRequest, Reply)>,
     batch_max: usize,
     timeout: Duration,

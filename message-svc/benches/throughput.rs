@@ -88,17 +88,16 @@ async fn main() {
     tokio::spawn(message_svc::serve(
         listener,
         db,
+        service_kit::testing::internal_key(),
         config,
         std::future::pending(),
     ));
     // A few HTTP/2 connections, shared by the clients, as a gateway would hold.
     let mut channels = Vec::new();
     for _ in 0..4 {
-        channels.push(
-            MessageClient::connect(format!("http://{addr}"))
-                .await
-                .unwrap(),
-        );
+        channels.push(MessageClient::new(
+            service_kit::testing::channel(&format!("http://{addr}")).await,
+        ));
     }
 
     // A well-formed one-to-one envelope of 204 bytes (160 of ciphertext): message-svc checks

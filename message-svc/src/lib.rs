@@ -19,11 +19,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::internal::{InternalKey, Require};
 use proto::message::message_server::MessageServer;
 use sea_orm::DatabaseConnection;
 use service_kit::push::Pusher;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::fanout::FanoutQueue;
 
@@ -97,7 +99,8 @@ pub fn service(
     db: DatabaseConnection,
     config: Arc<Config>,
     push: Pusher,
-) -> MessageServer<MessageRpc> {
+    key: &InternalKey,
+) -> InterceptedService<MessageServer<MessageRpc>, Require> {
     let (jobs, queue) = mpsc::channel(config.writer_queue.max(1));
     tokio::spawn(writer::run(
         db.clone(),
@@ -106,20 +109,23 @@ pub fn service(
         Duration::from_micros(config.batch_wait_us),
     ));
     let fanout = FanoutQueue::start(db.clone(), push, config.fanout_queue);
-    MessageServer::new(MessageRpc::new(db, fanout, jobs, config))
+    MessageServer::with_interceptor(MessageRpc::new(db, fanout, jobs, config), key.require())
 }
 
-/// Serves message-svc on `listener` until `shutdown` resolves.
+/// Serves message-svc on `listener` until `shutdown` resolves. Callers, and the gateways it
+/// pushes to, authenticate with `key`.
 pub async fn serve(
     listener: TcpListener,
     db: DatabaseConnection,
+    key: InternalKey,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let router = tonic::transport::Server::builder().add_service(service(
         db,
         Arc::new(config),
-        Pusher::new(),
+        Pusher::new(key.clone()),
+        &key,
     ));
     service_kit::serve_router(router, listener, shutdown).await
 }

@@ -18,6 +18,10 @@ struct Cli {
     /// be migrated (`migrate up`).
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
+    /// File holding the deployment's internal key (64 hex digits, e.g. from
+    /// `openssl rand -hex 32`); every Uchat process of one deployment reads the same one.
+    #[arg(long, env = "UCHAT_INTERNAL_KEY_FILE")]
+    internal_key_file: std::path::PathBuf,
     #[command(flatten)]
     config: message_svc::Config,
 }
@@ -25,10 +29,17 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let start = service_kit::start_service("message-svc", &cli.database_url, cli.listen).await?;
+    let start = service_kit::start_service(
+        "message-svc",
+        &cli.database_url,
+        cli.listen,
+        &cli.internal_key_file,
+    )
+    .await?;
     message_svc::serve(
         start.listener,
         start.db,
+        start.key,
         cli.config,
         service_kit::shutdown_signal(),
     )

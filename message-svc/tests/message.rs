@@ -8,6 +8,7 @@ use message_svc::attachments::CHUNK_LEN;
 use proto::account::RegisterGatewayRequest;
 use proto::account::account_client::AccountClient;
 use proto::common::ErrorCode;
+use proto::internal::Authenticated;
 use proto::message::message_client::MessageClient;
 use proto::message::*;
 use proto::social::social_client::SocialClient;
@@ -20,7 +21,6 @@ use service_kit::status::error_code;
 use service_kit::testing::{self, Pushed, RecordingGateway, databases};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 /// The length of `direct(_, 60)`: a bincode variant index, IV, length, 60 blocks and MAC.
 const PAGE_ENVELOPE: usize = 4 + 16 + 8 + 60 * 16 + 16;
@@ -32,9 +32,9 @@ const PAGE_MAX_BYTES: usize = 3 * (PAGE_ENVELOPE + message_svc::logic::MESSAGE_O
 const MAX_ATTACHMENT: u64 = 3 * CHUNK_LEN as u64 + 100;
 
 struct Stack {
-    account: AccountClient<Channel>,
-    social: SocialClient<Channel>,
-    message: MessageClient<Channel>,
+    account: AccountClient<Authenticated>,
+    social: SocialClient<Authenticated>,
+    message: MessageClient<Authenticated>,
     gateway: RecordingGateway,
     db: DatabaseConnection,
     message_url: String,
@@ -85,11 +85,17 @@ async fn start(db: DatabaseConnection) -> Stack {
     tokio::spawn(account_svc::serve(
         l,
         db.clone(),
+        testing::internal_key(),
         account_config,
         std::future::pending(),
     ));
     let (l, social_url) = listen().await;
-    tokio::spawn(social_svc::serve(l, db.clone(), std::future::pending()));
+    tokio::spawn(social_svc::serve(
+        l,
+        db.clone(),
+        testing::internal_key(),
+        std::future::pending(),
+    ));
     let (l, message_url) = listen().await;
     let config = message_svc::Config {
         max_envelope_bytes: 1024,
@@ -101,10 +107,11 @@ async fn start(db: DatabaseConnection) -> Stack {
     tokio::spawn(message_svc::serve(
         l,
         db.clone(),
+        testing::internal_key(),
         config,
         std::future::pending(),
     ));
-    let mut account = AccountClient::connect(account_url).await.unwrap();
+    let mut account = AccountClient::new(testing::channel(&account_url).await);
     let (gateway, push_addr) = RecordingGateway::start().await;
     account
         .register_gateway(RegisterGatewayRequest {
@@ -115,8 +122,8 @@ async fn start(db: DatabaseConnection) -> Stack {
         .unwrap();
     Stack {
         account,
-        social: SocialClient::connect(social_url).await.unwrap(),
-        message: MessageClient::connect(message_url.clone()).await.unwrap(),
+        social: SocialClient::new(testing::channel(&social_url).await),
+        message: MessageClient::new(testing::channel(&message_url).await),
         gateway,
         db,
         message_url,
@@ -636,9 +643,7 @@ async fn an_interrupted_upload_resumes_and_is_verified() {
         );
 
         // The connection drops; a new one asks where the upload stands.
-        let mut again = MessageClient::connect(stack.message_url.clone())
-            .await
-            .unwrap();
+        let mut again = MessageClient::new(testing::channel(&stack.message_url).await);
         let status = again
             .upload_status(UploadStatusRequest {
                 user_id: ivy,

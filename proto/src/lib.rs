@@ -1,11 +1,14 @@
-//! The gRPC contract between Uchat's services: the `.proto` files under `proto/` and the tonic
-//! code generated from them, nothing else.
+//! The gRPC contract between Uchat's services: the `.proto` files under `proto/`, the tonic
+//! code generated from them, and how a call proves it comes from one of Uchat's own
+//! processes ([`internal`]).
 //!
 //! Packages are versioned (`uchat.account.v1`, ...); a breaking change makes a `v2` beside
 //! `v1`. Services report why a call failed with a [`common::ErrorCode`] in the
 //! [`ERROR_CODE_METADATA`] entry of the status, next to the gRPC code.
 
 #![allow(missing_docs, clippy::all)]
+
+pub mod internal;
 
 /// Metadata key of the [`common::ErrorCode`] (as its decimal number) on a failed status.
 pub const ERROR_CODE_METADATA: &str = "uchat-error";

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use migrations::{Migrator, MigratorTrait};
+use proto::account::account_client::AccountClient;
+use proto::internal::{Authenticated, InternalKey};
 use protocol::{Fingerprint, ServerIdentity};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,6 +24,10 @@ pub const DATABASE_FILE: &str = "uchat.db";
 /// The file in the data directory where a running server writes account-svc's loopback
 /// address, for `uchat-server online`.
 pub const ADMIN_ADDR_FILE: &str = "admin.addr";
+
+/// The internal key's file name in the data directory: every call between the parts of the
+/// server carries it, so no other local user can call the services' loopback ports.
+pub const INTERNAL_KEY_FILE: &str = "internal.key";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -51,6 +57,8 @@ pub struct Running {
     pub fingerprint: Fingerprint,
     /// account-svc's loopback URL.
     pub account_url: String,
+    /// The gateway's push server's loopback URL.
+    pub push_url: String,
     /// Whether the server key was created by this start.
     pub key_created: bool,
     stop: watch::Sender<bool>,
@@ -79,6 +87,25 @@ async fn loopback() -> anyhow::Result<(TcpListener, String)> {
         .context("cannot listen on loopback")?;
     let url = format!("http://{}", listener.local_addr()?);
     Ok((listener, url))
+}
+
+/// A client of the account-svc of the server running on `data_dir`, authenticated with the
+/// internal key there (`uchat-server online`; only the data directory's owner can read it).
+pub async fn admin_client(data_dir: &Path) -> anyhow::Result<AccountClient<Authenticated>> {
+    let file = data_dir.join(ADMIN_ADDR_FILE);
+    let url = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "no running server found ({} is missing); start uchat-server first",
+            file.display()
+        )
+    })?;
+    let key = InternalKey::load(&data_dir.join(INTERNAL_KEY_FILE))?;
+    let channel = tonic::transport::Endpoint::from_shared(url.trim().to_owned())
+        .context("the address in the data directory is malformed")?
+        .connect()
+        .await
+        .context("the server in this data directory is not answering")?;
+    Ok(AccountClient::new(key.authenticate(channel)))
 }
 
 /// Makes the data directory readable by its owner only: it holds the server's private key and
@@ -113,6 +140,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let key_path = options.data_dir.join(SERVER_KEY_FILE);
     let (identity, key_created) = ServerIdentity::load_or_generate(&key_path, &options.server_name)
         .with_context(|| format!("server key {}", key_path.display()))?;
+    let internal_key = InternalKey::load_or_create(&options.data_dir.join(INTERNAL_KEY_FILE))?;
     let url = options
         .database_url
         .clone()
@@ -129,7 +157,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let (account_listener, account_url) = loopback().await?;
     let (social_listener, social_url) = loopback().await?;
     let (message_listener, message_url) = loopback().await?;
-    let (push_listener, _) = loopback().await?;
+    let (push_listener, push_url) = loopback().await?;
 
     let (stop, stopped) = watch::channel(false);
     let signal = |mut stopped: watch::Receiver<bool>| async move {
@@ -140,25 +168,31 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let account = tokio::spawn(account_svc::serve(
         account_listener,
         db.clone(),
+        internal_key.clone(),
         options.account,
         signal(services_stopped.clone()),
     ));
     let social = tokio::spawn(social_svc::serve(
         social_listener,
         db.clone(),
+        internal_key.clone(),
         signal(services_stopped.clone()),
     ));
     let message = tokio::spawn(message_svc::serve(
         message_listener,
         db.clone(),
+        internal_key.clone(),
         options.message,
         signal(services_stopped),
     ));
-    let services = gateway::Services::connect_lazy(&gateway::ServiceUrls {
-        account: account_url.clone(),
-        social: social_url,
-        message: message_url,
-    })?;
+    let services = gateway::Services::connect_lazy(
+        &gateway::ServiceUrls {
+            account: account_url.clone(),
+            social: social_url,
+            message: message_url,
+        },
+        internal_key,
+    )?;
     let fingerprint = identity.fingerprint();
     let listeners = gateway::Listeners {
         clients,
@@ -196,6 +230,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         client_addr,
         fingerprint,
         account_url,
+        push_url,
         key_created,
         stop,
         task,

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use proto::account::ListOnlineRequest;
-use proto::account::account_client::AccountClient;
 
 /// The service allocates and frees many small buffers per message on several threads;
 /// mimalloc measured faster than the system allocator (docs/BENCHMARKS.md).
@@ -98,16 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn online(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let file = data_dir.join(server::ADMIN_ADDR_FILE);
-    let url = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "no running server found ({} is missing); start uchat-server first",
-            file.display()
-        )
-    })?;
-    let mut account = AccountClient::connect(url.trim().to_owned())
-        .await
-        .context("the server in this data directory is not answering")?;
+    let mut account = server::admin_client(data_dir).await?;
     let sessions = account
         .list_online(ListOnlineRequest {})
         .await

@@ -28,22 +28,27 @@ pub fn init_tracing() {
         .init();
 }
 
-/// What a service binary needs before it serves: its database and its bound listener.
+/// What a service binary needs before it serves: its database, its bound listener and the
+/// internal key its callers must present.
 pub struct Startup {
     /// The database connection.
     pub db: sea_orm::DatabaseConnection,
     /// The gRPC listener.
     pub listener: TcpListener,
+    /// The deployment's internal key.
+    pub key: proto::internal::InternalKey,
 }
 
-/// Sets up logging, connects to `database_url` and binds `listen`, with errors that say which
-/// step failed.
+/// Sets up logging, reads the internal key, connects to `database_url` and binds `listen`,
+/// with errors that say which step failed.
 pub async fn start_service(
     name: &str,
     database_url: &str,
     listen: std::net::SocketAddr,
+    key_file: &std::path::Path,
 ) -> Result<Startup, StartupError> {
     init_tracing();
+    let key = proto::internal::InternalKey::load(key_file)?;
     let db = db::connect(database_url)
         .await
         .map_err(StartupError::Database)?;
@@ -51,7 +56,7 @@ pub async fn start_service(
         .await
         .map_err(|e| StartupError::Listen(listen, e))?;
     tracing::info!(addr = %listen, "{name} listening");
-    Ok(Startup { db, listener })
+    Ok(Startup { db, listener, key })
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGINT).
@@ -68,6 +73,9 @@ pub enum StartupError {
     /// The address is taken or not ours.
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
+    /// The internal key file is missing or malformed.
+    #[error(transparent)]
+    Key(#[from] proto::internal::KeyError),
 }
 
 /// Returns the current time in Unix milliseconds (0 before 1970).

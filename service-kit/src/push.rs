@@ -16,10 +16,11 @@ use proto::gateway::push_client::PushClient;
 use proto::gateway::{
     DeliverRequest, Delivery, KickRequest, Notification, NotifyRequest, PresenceChanged, Target,
 };
+use proto::internal::{Authenticated, InternalKey};
 use proto::message::StoredMessage;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use tokio::sync::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::now_ms;
 
@@ -95,10 +96,12 @@ pub async fn live_sessions(
         .collect())
 }
 
-/// Clients for gateways' Push services, one channel per address, made on first use.
-#[derive(Clone, Default)]
+/// Clients for gateways' Push services, one channel per address, made on first use; their
+/// calls carry the internal key.
+#[derive(Clone)]
 pub struct Pusher {
-    channels: Arc<Mutex<HashMap<String, PushClient<Channel>>>>,
+    key: InternalKey,
+    channels: Arc<Mutex<HashMap<String, PushClient<Authenticated>>>>,
 }
 
 impl std::fmt::Debug for Pusher {
@@ -109,11 +112,14 @@ impl std::fmt::Debug for Pusher {
 
 impl Pusher {
     /// Makes a pusher with no channels yet.
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(key: InternalKey) -> Self {
+        Self {
+            key,
+            channels: Arc::default(),
+        }
     }
 
-    async fn client(&self, push_addr: &str) -> Option<PushClient<Channel>> {
+    async fn client(&self, push_addr: &str) -> Option<PushClient<Authenticated>> {
         let mut channels = self.channels.lock().await;
         if let Some(client) = channels.get(push_addr) {
             return Some(client.clone());
@@ -124,7 +130,7 @@ impl Pusher {
             .timeout(PUSH_TIMEOUT)
             .connect_timeout(PUSH_TIMEOUT);
         // Lazy: the first call connects, so an unreachable gateway costs that call only.
-        let client = PushClient::new(endpoint.connect_lazy())
+        let client = PushClient::new(self.key.authenticate(endpoint.connect_lazy()))
             .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
             .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES);
         channels.insert(push_addr.to_owned(), client.clone());

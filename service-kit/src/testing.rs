@@ -14,12 +14,27 @@ use proto::account::{LoginRequest, RegisterRequest};
 use proto::common::PeerAddr;
 use proto::gateway::push_server::{Push, PushServer};
 use proto::gateway::{DeliverRequest, KickRequest, Notification, NotifyRequest, PushResponse};
+use proto::internal::{Authenticated, InternalKey};
 use proto::social::social_client::SocialClient;
 use proto::social::{AddFriendRequest, Decision, ResolveFriendRequestRequest};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+
+/// The internal key of every test deployment.
+pub fn internal_key() -> InternalKey {
+    InternalKey::from_bytes([0x17; proto::internal::KEY_LEN])
+}
+
+/// A channel to a service at `url` whose calls carry [`internal_key`], as the gateway's do.
+pub async fn channel(url: &str) -> Authenticated {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .expect("a service URL")
+        .connect()
+        .await
+        .expect("connect to the service");
+    internal_key().authenticate(channel)
+}
 
 /// The authentication key of the users [`registration`] makes (a client would stretch it
 /// from a password; services only hash what they receive).
@@ -52,7 +67,7 @@ pub fn registration(name: &str) -> RegisterRequest {
 }
 
 /// Registers `name` ([`registration`]); returns the new user's id.
-pub async fn register(account: &mut AccountClient<Channel>, name: &str) -> u64 {
+pub async fn register(account: &mut AccountClient<Authenticated>, name: &str) -> u64 {
     let registered = account
         .register(registration(name))
         .await
@@ -67,7 +82,12 @@ pub async fn register(account: &mut AccountClient<Channel>, name: &str) -> u64 {
 }
 
 /// Logs `name` in on gateway `gw` as session `session`, from 127.0.0.1:`port`.
-pub async fn log_in(account: &mut AccountClient<Channel>, name: &str, session: u64, port: u32) {
+pub async fn log_in(
+    account: &mut AccountClient<Authenticated>,
+    name: &str,
+    session: u64,
+    port: u32,
+) {
     account
         .login(LoginRequest {
             username: name.into(),
@@ -84,7 +104,7 @@ pub async fn log_in(account: &mut AccountClient<Channel>, name: &str, session: u
 }
 
 /// Makes `a` and `b` friends (`a` asks, `b` accepts); returns their conversation.
-pub async fn befriend(social: &mut SocialClient<Channel>, a: u64, b: u64) -> u64 {
+pub async fn befriend(social: &mut SocialClient<Authenticated>, a: u64, b: u64) -> u64 {
     social
         .add_friend(AddFriendRequest {
             user_id: a,
@@ -219,13 +239,16 @@ pub struct RecordingGateway {
 }
 
 impl RecordingGateway {
-    /// Starts one on 127.0.0.1:0; returns it and its address.
+    /// Starts one on 127.0.0.1:0, requiring [`internal_key`] as a gateway does; returns it and
+    /// its address.
     pub async fn start() -> (Self, String) {
         let gateway = Self::default();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
-        let router =
-            tonic::transport::Server::builder().add_service(PushServer::new(gateway.clone()));
+        let router = tonic::transport::Server::builder().add_service(PushServer::with_interceptor(
+            gateway.clone(),
+            internal_key().require(),
+        ));
         tokio::spawn(crate::serve_router(
             router,
             listener,

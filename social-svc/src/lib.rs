@@ -13,25 +13,38 @@ pub mod store;
 
 use std::future::Future;
 
+use proto::internal::{InternalKey, Require};
 use proto::social::social_server::SocialServer;
 use sea_orm::DatabaseConnection;
 use service_kit::push::Pusher;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 
 pub use crate::error::Error;
 pub use crate::rpc::SocialRpc;
 
-/// The tonic service, for a router that serves several services.
-pub fn service(db: DatabaseConnection, push: Pusher) -> SocialServer<SocialRpc> {
-    SocialServer::new(SocialRpc::new(db, push))
+/// The tonic service, refusing calls without the internal key, for a router that serves
+/// several services.
+pub fn service(
+    db: DatabaseConnection,
+    push: Pusher,
+    key: &InternalKey,
+) -> InterceptedService<SocialServer<SocialRpc>, Require> {
+    SocialServer::with_interceptor(SocialRpc::new(db, push), key.require())
 }
 
-/// Serves social-svc on `listener` until `shutdown` resolves.
+/// Serves social-svc on `listener` until `shutdown` resolves. Callers, and the gateways it
+/// pushes to, authenticate with `key`.
 pub async fn serve(
     listener: TcpListener,
     db: DatabaseConnection,
+    key: InternalKey,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let router = tonic::transport::Server::builder().add_service(service(db, Pusher::new()));
+    let router = tonic::transport::Server::builder().add_service(service(
+        db,
+        Pusher::new(key.clone()),
+        &key,
+    ));
     service_kit::serve_router(router, listener, shutdown).await
 }

@@ -7,19 +7,19 @@ use proto::account::RegisterGatewayRequest;
 use proto::account::account_client::AccountClient;
 use proto::common::ErrorCode;
 use proto::gateway::notification::Event;
+use proto::internal::Authenticated;
 use proto::social::social_client::SocialClient;
 use proto::social::*;
 use sea_orm::DatabaseConnection;
 use service_kit::status::error_code;
 use service_kit::testing::{self, Pushed, RecordingGateway, databases};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 struct Stack {
     /// The database, to check what the service wrote.
     db: DatabaseConnection,
-    account: AccountClient<Channel>,
-    social: SocialClient<Channel>,
+    account: AccountClient<Authenticated>,
+    social: SocialClient<Authenticated>,
     gateway: RecordingGateway,
 }
 
@@ -34,6 +34,7 @@ async fn start(db: DatabaseConnection) -> Stack {
     tokio::spawn(account_svc::serve(
         account_listener,
         db.clone(),
+        testing::internal_key(),
         config,
         std::future::pending(),
     ));
@@ -42,14 +43,11 @@ async fn start(db: DatabaseConnection) -> Stack {
     tokio::spawn(social_svc::serve(
         social_listener,
         db.clone(),
+        testing::internal_key(),
         std::future::pending(),
     ));
-    let mut account = AccountClient::connect(format!("http://{account_addr}"))
-        .await
-        .unwrap();
-    let social = SocialClient::connect(format!("http://{social_addr}"))
-        .await
-        .unwrap();
+    let mut account = AccountClient::new(testing::channel(&format!("http://{account_addr}")).await);
+    let social = SocialClient::new(testing::channel(&format!("http://{social_addr}")).await);
     let (gateway, push_addr) = RecordingGateway::start().await;
     account
         .register_gateway(RegisterGatewayRequest {
