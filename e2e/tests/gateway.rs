@@ -321,6 +321,47 @@ async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
 }
 
 #[tokio::test]
+async fn a_reader_that_never_reads_loses_its_socket_at_once() {
+    // Closing a slow reader must free its socket and queue now, not when its writes time out
+    // (the idle time, a minute): an attacker's connections that never read would otherwise
+    // keep their full queues for that long.
+    let cluster = TestCluster::start_with(|o| {
+        o.gateway.outbound_max_bytes = 1024 * 1024;
+        o.gateway.messages_per_minute = u32::MAX;
+    })
+    .await;
+    let (mut amy, amy_id) = raw_user(&cluster, "amy").await;
+    let (mut bo, bo_id) = raw_user(&cluster, "bo").await;
+    ask(&mut amy, 3, Request::AddFriend { user: bo_id })
+        .await
+        .unwrap();
+    let Response::Friend(friend) = accept(&mut bo, 3, amy_id).await else {
+        panic!("not a friend")
+    };
+    for n in 0..60u64 {
+        let send = Request::SendMessage(protocol::message::SendMessage {
+            conversation: friend.conversation,
+            client_msg_id: protocol::ClientMsgId([n as u8; 16]),
+            envelope: ByteBuf::from(e2e::opaque_envelope(n as u8, 200 * 64)),
+        });
+        ask(&mut amy, 10 + n, send).await.unwrap();
+    }
+    // bo never reads. Once the server has closed the socket, bo's writes fail (the peer
+    // answers them with a reset).
+    let ping = ClientMessage::Request {
+        id: 1,
+        body: Request::Ping { nonce: 1 },
+    };
+    let gone = tokio::time::timeout(Duration::from_secs(8), async {
+        while bo.write_message(&ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "bo's socket is still open");
+}
+
+#[tokio::test]
 async fn before_login_frames_are_small() {
     let cluster = TestCluster::start().await;
     let (mut conn, _) = connect(&cluster).await;

@@ -18,10 +18,11 @@ use protocol::{SecureConnection, Timestamp};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::Shared;
 use crate::handlers;
-use crate::hub::{Outbound, SessionHandle};
+use crate::hub::{Outbound, SLOW_READER, SessionHandle};
 
 /// Bytes queued for one write before the writer flushes, so a burst goes out in few writes.
 const FLUSH_AT: usize = 256 * 1024;
@@ -210,7 +211,24 @@ pub async fn run(
         .unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(crate::DRAIN_TIMEOUT, in_flight.acquire_many(all)).await;
     drop(conn);
-    let _ = tokio::time::timeout(crate::DRAIN_TIMEOUT, writer).await;
+    let slow = closed.borrow().as_deref() == Some(SLOW_READER);
+    finish_writes(writer, slow).await;
+}
+
+/// Lets the writer send what is queued (a `Kicked` event, the last answers) and close, for
+/// at most [`DRAIN_TIMEOUT`](crate::DRAIN_TIMEOUT); then stops it, so a client that does not
+/// read cannot keep the socket and its queue alive. A reader closed for being slow is not
+/// waited for at all: it was closed because it does not read.
+async fn finish_writes(mut writer: JoinHandle<()>, slow: bool) {
+    if !slow
+        && tokio::time::timeout(crate::DRAIN_TIMEOUT, &mut writer)
+            .await
+            .is_ok()
+    {
+        return;
+    }
+    writer.abort();
+    let _ = writer.await;
 }
 
 /// When the next request must have arrived: within `idle`, and before `login_by` while the
