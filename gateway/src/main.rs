@@ -9,6 +9,10 @@ use anyhow::Context;
 use clap::Parser;
 use protocol::ServerIdentity;
 
+/// mimalloc, set to give freed memory back at once (see the `allocator` crate).
+#[global_allocator]
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
+
 /// Uchat's gateway: terminates client connections and forwards to the services.
 #[derive(Parser)]
 #[command(version, about)]
@@ -65,6 +69,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

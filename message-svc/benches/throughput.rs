@@ -16,7 +16,7 @@
 
 /// As in the service's binaries.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +32,7 @@ use serde_bytes::ByteBuf;
 
 #[tokio::main]
 async fn main() {
+    allocator::return_freed_memory_promptly();
     let numbers: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -12,10 +12,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use proto::account::ListOnlineRequest;
 
-/// The service allocates and frees many small buffers per message on several threads;
-/// mimalloc measured faster than the system allocator (docs/BENCHMARKS.md).
+/// mimalloc, set to give freed memory back at once (see the `allocator` crate).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 /// Uchat: a self-hosted, end-to-end encrypted messenger. With no command, runs the server:
 /// migrations, the account, social and message services and the gateway, in one process.
@@ -58,6 +57,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Online) => online(&cli.data_dir).await,
