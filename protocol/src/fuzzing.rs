@@ -5,11 +5,12 @@ use bytes::BytesMut;
 
 use crate::codec;
 use crate::crypto::dh::KeyPair;
-use crate::e2e::{Body, Envelope};
+use crate::e2e::{Body, Envelope, EnvelopeShape};
 use crate::frame::{DEFAULT_MAX_FRAME_LEN, FrameOpener};
 use crate::handshake::{ClientHandshake, ClientHello, DirectionKeys, NONCE_LEN};
 use crate::identity::{ServerCertificate, ServerIdentity};
-use crate::message::{ClientMessage, ServerMessage};
+use crate::message::{ClientMessage, Request, ServerMessage};
+use crate::password::MIN_KDF;
 
 /// The fixed keys fuzzed frames are opened with (see `fuzz/README.md` for how seeds are made).
 pub fn frame_keys() -> DirectionKeys {
@@ -44,6 +45,35 @@ pub fn handshake(data: &[u8]) {
         KeyPair::from_secret(&[9; 32]),
     ) {
         let _ = crate::handshake::server_respond(&identity, &ephemeral, [0; NONCE_LEN], data);
+    }
+}
+
+/// Decodes `data` as a logged-in client's message and runs every check the server makes on
+/// a request's fields before any of it is stored or forwarded: an envelope's outer shape,
+/// stretch parameters against the floor. A message that decodes must encode back to bytes
+/// that decode to the same message (no field is silently dropped or changed on the way to
+/// the services).
+pub fn request(data: &[u8]) {
+    let Ok(message) = codec::decode::<ClientMessage>(data) else {
+        return;
+    };
+    let again = codec::encode(&message).and_then(|bytes| codec::decode::<ClientMessage>(&bytes));
+    assert!(
+        again.as_ref().ok() == Some(&message),
+        "a decoded request does not survive re-encoding: {message:?}"
+    );
+    let ClientMessage::Request { body, .. } = message;
+    match body {
+        Request::SendMessage(send) => {
+            let _ = EnvelopeShape::of(&send.envelope);
+        }
+        Request::Register(register) => {
+            let _ = register.kdf.cost.acceptable(&MIN_KDF);
+        }
+        Request::ChangePassword { kdf, .. } => {
+            let _ = kdf.cost.acceptable(&MIN_KDF);
+        }
+        _ => {}
     }
 }
 

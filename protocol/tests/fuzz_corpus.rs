@@ -11,6 +11,7 @@ use protocol::codec;
 use protocol::frame::{DEFAULT_MAX_FRAME_LEN, FrameSealer};
 use protocol::fuzzing;
 use protocol::handshake::{ClientHandshake, NONCE_LEN, server_respond};
+use protocol::message::{ClientMessage, Request};
 use protocol::{KeyPair, ServerIdentity};
 
 fn corpus(target: &str) -> PathBuf {
@@ -37,6 +38,16 @@ fn fixture_messages() -> Vec<Vec<u8>> {
     out
 }
 
+/// The encoded messages of one golden fixture file.
+fn fixture(name: &str) -> Vec<Vec<u8>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.hex"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| hex::decode(line.split_once(' ').unwrap().1).unwrap())
+        .collect()
+}
+
 fn write_seeds() {
     let messages = fixture_messages();
     let write = |target: &str, name: String, bytes: &[u8]| {
@@ -59,6 +70,17 @@ fn write_seeds() {
         sealer.seal_into(message, &mut stream).unwrap();
     }
     write("frame", "seed-stream".into(), &stream);
+
+    // Every request variant, as a logged-in client sends it.
+    for (i, body) in fixture("request").iter().enumerate() {
+        let body: Request = codec::decode(body).unwrap();
+        let message = ClientMessage::Request { id: i as u64, body };
+        write(
+            "request",
+            format!("seed-{i:03}"),
+            &codec::encode(&message).unwrap(),
+        );
+    }
 
     let identity = ServerIdentity::new(KeyPair::from_secret(&[8; 32]).unwrap(), "fuzz", 0);
     let client = ClientHandshake::with_key(
@@ -99,6 +121,7 @@ fn the_corpus_replays_without_a_panic() {
     assert!(replay("frame", fuzzing::frame) >= 9);
     assert!(replay("handshake", fuzzing::handshake) >= 3);
     assert!(replay("message", fuzzing::message) >= 10);
+    assert!(replay("request", fuzzing::request) >= 20);
 }
 
 #[test]
@@ -116,4 +139,6 @@ fn seeds_are_what_they_claim_to_be() {
     protocol::handshake::ClientHello::decode(&hello).unwrap();
     let message = std::fs::read(corpus("message").join("seed-000")).unwrap();
     assert!(codec::decode::<protocol::e2e::Body>(&message).is_ok());
+    let request = std::fs::read(corpus("request").join("seed-000")).unwrap();
+    assert!(codec::decode::<ClientMessage>(&request).is_ok());
 }
