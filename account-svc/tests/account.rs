@@ -11,7 +11,7 @@ use proto::account::*;
 use proto::common::{ErrorCode, PeerAddr};
 use proto::gateway::notification::Event;
 use proto::internal::Authenticated;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
 use service_kit::status::error_code;
 use service_kit::testing::{
     self as testing, Pushed, RecordingGateway, TEST_AUTH_KEY, databases, register, registration,
@@ -312,8 +312,21 @@ async fn friends_see_presence_with_address_and_lease_expiry_takes_sessions_offli
         let addr = change.presence.unwrap().addr.unwrap();
         assert_eq!((addr.ip.as_str(), addr.port), ("127.0.0.1", 40_002));
 
-        // The gateway stops renewing: after the lease, nobody is online.
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        // The gateway stops renewing: once the lease is over and swept, nobody is online.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while entity::gateway::Entity::find_by_id("gw")
+            .one(&db)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: the expired gateway was never swept",
+                test.backend
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let online = client
             .list_online(ListOnlineRequest {})
             .await

@@ -257,7 +257,10 @@ async fn a_resend_after_a_dropped_connection_is_stored_once() {
     // The connection drops before the send: it waits in the outbox and goes out after the
     // reconnect.
     amy.client.drop_connection();
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    amy.wait_for("disconnected", |e| {
+        matches!(e, ClientEvent::Disconnected).then_some(())
+    })
+    .await;
     let failed = amy.client.send_text(conversation, plain("queued")).await;
     assert!(
         failed.as_ref().is_err_and(|e| e.is_transient()),
