@@ -7,7 +7,8 @@
 //! - **silent**: connections that finish the handshake (no account needed), send the header of
 //!   a frame declaring 16,000 bytes, and then nothing.
 //! - **readers**: logged-in users who ask for many pages of large messages (`History`, about
-//!   1 MiB each) and never read the answers, until the server closes them.
+//!   1 MiB each) and never read the answers: the server makes answers only as their byte
+//!   budget allows, so they stall (and are closed when their writes time out).
 //!
 //! Connections come from many loopback source addresses (127.0.0.2 and up), as an attack
 //! from many machines would, so the per-address limits do not stop them early.
@@ -79,7 +80,8 @@ pub struct Report {
     pub peak_mib: f64,
     /// Silent connections that were held open at the silent reading.
     pub silent_held: usize,
-    /// Readers the server closed within the settle time.
+    /// Readers the server closed within the settle time (stalled readers are closed only when
+    /// their writes time out, the server's idle time).
     pub readers_closed: usize,
 }
 

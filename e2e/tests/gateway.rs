@@ -375,6 +375,66 @@ async fn a_reader_that_never_reads_loses_its_socket_at_once() {
 }
 
 #[tokio::test]
+async fn a_client_that_pipelines_pages_waits_for_its_budget_instead_of_being_closed() {
+    // bo asks for forty 1 MiB pages at once and reads nothing for a while: the server makes
+    // answers only as the 2 MiB budget allows (it holds no more), and once bo reads, every
+    // answer arrives. Its own requests never get it closed.
+    let cluster = TestCluster::start_with(|o| {
+        o.gateway.outbound_max_bytes = 2 * 1024 * 1024;
+        o.gateway.messages_per_minute = u32::MAX;
+    })
+    .await;
+    let (mut amy, amy_id) = raw_user(&cluster, "amy").await;
+    let (mut bo, bo_id) = raw_user(&cluster, "bo").await;
+    ask(&mut amy, 3, Request::AddFriend { user: bo_id })
+        .await
+        .unwrap();
+    let Response::Friend(friend) = accept(&mut bo, 3, amy_id).await else {
+        panic!("not a friend")
+    };
+    for n in 0..10u64 {
+        let send = Request::SendMessage(protocol::message::SendMessage {
+            conversation: friend.conversation,
+            client_msg_id: protocol::ClientMsgId([n as u8; 16]),
+            envelope: ByteBuf::from(e2e::opaque_envelope(n as u8, 200 * 64)),
+        });
+        ask(&mut amy, 10 + n, send).await.unwrap();
+    }
+    let pages = 40u64;
+    for id in 0..pages {
+        let page = Request::History {
+            conversation: friend.conversation,
+            before: protocol::Seq(0),
+            limit: 50,
+        };
+        bo.queue(&ClientMessage::Request {
+            id: 100 + id,
+            body: page,
+        })
+        .unwrap();
+    }
+    bo.flush().await.unwrap();
+    // Not reading is the behaviour under test: the server has time to fill the budget.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut answered = 0;
+    while answered < pages {
+        match tokio::time::timeout(Duration::from_secs(10), bo.read_message::<ServerMessage>())
+            .await
+        {
+            Ok(Ok(Some(ServerMessage::Response { result, .. }))) => {
+                assert!(
+                    matches!(result, Ok(Response::Messages { .. })),
+                    "{result:?}"
+                );
+                answered += 1;
+            }
+            Ok(Ok(Some(_))) => {}
+            other => panic!("after {answered} answers: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn before_login_frames_are_small() {
     let cluster = TestCluster::start().await;
     let (mut conn, _) = connect(&cluster).await;

@@ -5,17 +5,19 @@
 //! account-svc; a push for another epoch is stale (that session was replaced) and is dropped.
 //!
 //! The outbound queue is bounded twice: in messages, and in bytes (envelopes and file chunks
-//! counted in full, the rest as a fixed allowance). A client that falls behind either bound is
-//! closed, never waited for: waiting would let one slow reader hold the memory of every
-//! message sent to it, or hold up its senders. Nothing is lost: messages are stored before
-//! they are pushed, and the client syncs when it reconnects.
+//! counted in full, the rest as a fixed allowance; [`crate::budget`]). A client that falls
+//! behind either bound with pushed events is closed, never waited for: waiting would let one
+//! slow reader hold the memory of every message sent to it, or hold up its senders. Nothing is
+//! lost: messages are stored before they are pushed, and the client syncs when it reconnects.
+//! Its own answers reserve their room before they are asked for, so they wait instead.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use protocol::message::{Event, Response, ServerMessage};
 use tokio::sync::{mpsc, watch};
+
+use crate::budget::{Budget, Reservation};
 
 /// What every queued message is counted as beyond its large parts (ids, framing, names).
 pub const MESSAGE_ALLOWANCE: usize = 256;
@@ -57,10 +59,8 @@ pub struct Outbound {
     pub queue: mpsc::Sender<ServerMessage>,
     /// Set to `Some(reason)` to close the connection.
     pub close: watch::Sender<Option<String>>,
-    /// Bytes queued (by [`weight`]); the writer takes off what it wrote.
-    pub bytes: Arc<AtomicUsize>,
-    /// The most bytes queued before the connection is closed.
-    pub max_bytes: usize,
+    /// Bytes queued (by [`weight`]) and reserved for answers being made.
+    pub budget: Arc<Budget>,
 }
 
 impl Outbound {
@@ -78,12 +78,25 @@ impl Outbound {
     /// Queues `message` if both bounds allow it; `false` if not (or the writer is gone).
     fn enqueue(&self, message: ServerMessage) -> bool {
         let weight = weight(&message);
-        let before = self.bytes.fetch_add(weight, Ordering::AcqRel);
-        if before.saturating_add(weight) > self.max_bytes || self.queue.try_send(message).is_err() {
-            self.bytes.fetch_sub(weight, Ordering::AcqRel);
+        if !self.budget.try_queue(weight) {
+            return false;
+        }
+        if self.queue.try_send(message).is_err() {
+            self.budget.written(weight);
             return false;
         }
         true
+    }
+
+    /// Queues the answer whose room `reservation` took (see [`crate::budget`]). Only the
+    /// count bound or a gone writer can refuse it; then the connection is closed.
+    pub fn answer(&self, message: ServerMessage, reservation: Reservation) {
+        let weight = weight(&message);
+        self.budget.queue_answer(weight, reservation);
+        if self.queue.try_send(message).is_err() {
+            self.budget.written(weight);
+            self.end(SLOW_READER);
+        }
     }
 
     /// Closes the connection without a `Kicked` event: the client reconnects by itself

@@ -8,6 +8,7 @@
 //! server the services push to; [`sends`] coalesces sends into `SendBatch` calls; [`limits`]
 //! holds the rate limits; [`convert`] maps between protobuf and protocol types and errors.
 
+pub mod budget;
 pub mod convert;
 pub mod handlers;
 pub mod hub;

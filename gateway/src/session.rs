@@ -10,7 +10,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use protocol::message::{ClientMessage, Request, Response, ServerMessage};
@@ -21,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::Shared;
+use crate::budget::Budget;
 use crate::handlers;
 use crate::hub::{Outbound, SLOW_READER, SessionHandle};
 
@@ -122,9 +122,15 @@ pub async fn run(
             .clamp(1, Semaphore::MAX_PERMITS),
     );
     let idle = Duration::from_millis(shared.config.idle_timeout_ms);
-    let bytes = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(write_loop(writer, queue, bytes.clone(), idle));
+    let budget = Budget::new(shared.config.outbound_max_bytes);
     let (close, mut closed) = watch::channel(None::<String>);
+    let writer = tokio::spawn(write_loop(
+        writer,
+        queue,
+        budget.clone(),
+        close.clone(),
+        idle,
+    ));
     let conn = Arc::new(Conn {
         shared: shared.clone(),
         id: random_u63(),
@@ -132,8 +138,7 @@ pub async fn run(
         outbound: Outbound {
             queue: outbound,
             close,
-            bytes,
-            max_bytes: shared.config.outbound_max_bytes,
+            budget,
         },
     });
     let in_flight = Arc::new(Semaphore::new(
@@ -191,10 +196,19 @@ pub async fn run(
                 let Ok(permit) = in_flight.clone().acquire_owned().await else {
                     break;
                 };
+                // The answer's room in the byte budget; the next request waits for it.
+                let bound = handlers::answer_bound(&body, shared.config.max_frame_len);
+                let reservation = tokio::select! {
+                    biased;
+                    _ = closed.changed() => break,
+                    reservation = conn.outbound.budget.reserve(bound) => reservation,
+                };
                 let answer = handlers::dispatch(&conn, current, body).await;
                 let conn = conn.clone();
                 tokio::spawn(async move {
-                    conn.answer(id, answer.await);
+                    let result = answer.await;
+                    conn.outbound
+                        .answer(ServerMessage::Response { id, result }, reservation);
                     drop(permit);
                 });
             }
@@ -238,14 +252,31 @@ fn read_deadline(idle: Duration, login_by: Option<tokio::time::Instant>) -> toki
     login_by.map_or(idle_by, |login_by| login_by.min(idle_by))
 }
 
-/// Writes everything queued for the client, coalescing bursts into one write. Ends when every
-/// sender is gone or a write fails or stalls for `stall`.
+/// Writes everything queued for the client, coalescing bursts into one write, and takes what
+/// it wrote off the byte budget. Ends when every sender is gone, or a write fails or stalls
+/// for `stall` (then it closes the connection, so a session waiting for budget stops).
 async fn write_loop(
-    mut writer: protocol::SecureWriter<OwnedWriteHalf>,
-    mut queue: mpsc::Receiver<ServerMessage>,
-    bytes: Arc<AtomicUsize>,
+    writer: protocol::SecureWriter<OwnedWriteHalf>,
+    queue: mpsc::Receiver<ServerMessage>,
+    budget: Arc<Budget>,
+    close: watch::Sender<Option<String>>,
     stall: Duration,
 ) {
+    if !write_all(writer, queue, &budget, stall).await {
+        close.send_if_modified(|reason| {
+            reason.get_or_insert_with(|| SLOW_READER.to_owned());
+            true
+        });
+    }
+}
+
+/// The writer's loop; `false` when a write failed or stalled.
+async fn write_all(
+    mut writer: protocol::SecureWriter<OwnedWriteHalf>,
+    mut queue: mpsc::Receiver<ServerMessage>,
+    budget: &Budget,
+    stall: Duration,
+) -> bool {
     while let Some(message) = queue.recv().await {
         let mut next = Some(message);
         // What this write takes off the connection's byte budget once it is written.
@@ -260,18 +291,19 @@ async fn write_loop(
             }
         }
         let flushed = tokio::time::timeout(stall, writer.flush()).await;
-        bytes.fetch_sub(written, Ordering::AcqRel);
+        budget.written(written);
         match flushed {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 tracing::debug!(%err, "write failed");
-                return;
+                return false;
             }
             Err(_) => {
                 tracing::debug!("client stopped reading; closing");
-                return;
+                return false;
             }
         }
     }
     let _ = writer.shutdown().await;
+    true
 }

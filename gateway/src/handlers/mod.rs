@@ -39,6 +39,26 @@ impl Ctx {
     }
 }
 
+/// The most the answer to `body` can weigh in the connection's byte budget (see
+/// [`crate::budget`]): a frame for answers that list or page (they are cut to fit one), the
+/// asked length for a file chunk, a small allowance for the rest.
+pub fn answer_bound(body: &Request, max_frame_len: usize) -> usize {
+    let allowance = crate::hub::MESSAGE_ALLOWANCE;
+    match body {
+        Request::Sync { .. }
+        | Request::History { .. }
+        | Request::Contacts
+        | Request::SearchUsers { .. }
+        | Request::RoomMembers { .. }
+        | Request::GetCertificates { .. } => max_frame_len,
+        Request::Download { max_len, .. } => usize::try_from(*max_len)
+            .unwrap_or(usize::MAX)
+            .min(max_frame_len)
+            .saturating_add(allowance),
+        _ => allowance,
+    }
+}
+
 /// Routes a logged-in session's request to its handler.
 pub async fn dispatch(conn: &Arc<Conn>, session: &Session, body: Request) -> Answer {
     let cx = Ctx {
