@@ -24,6 +24,8 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Caught from now on: a SIGTERM during start-up still stops cleanly.
+    let stop = ops::shutdown_signal();
     let start = service_kit::start_service(
         "account-svc",
         &cli.database_url,
@@ -31,13 +33,6 @@ async fn main() -> anyhow::Result<()> {
         &cli.internal_key_file,
     )
     .await?;
-    account_svc::serve(
-        start.listener,
-        start.db,
-        start.key,
-        cli.config,
-        service_kit::shutdown_signal(),
-    )
-    .await?;
+    account_svc::serve(start.listener, start.db, start.key, cli.config, stop).await?;
     Ok(())
 }

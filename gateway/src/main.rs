@@ -71,11 +71,9 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // Caught from now on: a SIGTERM during start-up still stops cleanly.
+    let stop = ops::shutdown_signal();
+    ops::init_logging().map_err(anyhow::Error::msg)?;
     let (identity, created) =
         ServerIdentity::load_or_generate(&cli.server_key, &cli.server_name)
             .with_context(|| format!("server key {}", cli.server_key.display()))?;
@@ -101,12 +99,5 @@ async fn main() -> anyhow::Result<()> {
         },
         key,
     )?;
-    gateway::serve(
-        listeners,
-        Arc::new(identity),
-        services,
-        cli.config,
-        gateway::shutdown_signal(),
-    )
-    .await
+    gateway::serve(listeners, Arc::new(identity), services, cli.config, stop).await
 }

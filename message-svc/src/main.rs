@@ -29,6 +29,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
+    // Caught from now on: a SIGTERM during start-up still stops cleanly.
+    let stop = ops::shutdown_signal();
     let start = service_kit::start_service(
         "message-svc",
         &cli.database_url,
@@ -36,13 +38,6 @@ async fn main() -> anyhow::Result<()> {
         &cli.internal_key_file,
     )
     .await?;
-    message_svc::serve(
-        start.listener,
-        start.db,
-        start.key,
-        cli.config,
-        service_kit::shutdown_signal(),
-    )
-    .await?;
+    message_svc::serve(start.listener, start.db, start.key, cli.config, stop).await?;
     Ok(())
 }

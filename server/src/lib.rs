@@ -128,19 +128,43 @@ pub fn sqlite_url(data_dir: &Path) -> String {
     )
 }
 
+/// A deployment's keys, as they are in its key directory.
+#[derive(Debug)]
+pub struct Keys {
+    /// The server's long-term identity (every gateway of the deployment uses it).
+    pub identity: ServerIdentity,
+    /// Whether this call created the server key.
+    pub server_key_created: bool,
+    /// The key every internal call carries.
+    pub internal: InternalKey,
+}
+
+/// Opens the keys in `dir` ([`SERVER_KEY_FILE`], [`INTERNAL_KEY_FILE`]), creating the
+/// directory (owner only) and whichever key is missing (0600). `uchat-server` calls it on
+/// its data directory at each start; `uchat-server keys` makes a split deployment's keys once.
+pub fn keys(dir: &Path, server_name: &str) -> anyhow::Result<Keys> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    private_dir(dir)?;
+    let key_path = dir.join(SERVER_KEY_FILE);
+    let (identity, server_key_created) =
+        ServerIdentity::load_or_generate(&key_path, server_name)
+            .with_context(|| format!("server key {}", key_path.display()))?;
+    let internal = InternalKey::load_or_create(&dir.join(INTERNAL_KEY_FILE))?;
+    Ok(Keys {
+        identity,
+        server_key_created,
+        internal,
+    })
+}
+
 /// Starts everything and returns once clients can connect.
 pub async fn start(options: Options) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&options.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            options.data_dir.display()
-        )
-    })?;
-    private_dir(&options.data_dir)?;
-    let key_path = options.data_dir.join(SERVER_KEY_FILE);
-    let (identity, key_created) = ServerIdentity::load_or_generate(&key_path, &options.server_name)
-        .with_context(|| format!("server key {}", key_path.display()))?;
-    let internal_key = InternalKey::load_or_create(&options.data_dir.join(INTERNAL_KEY_FILE))?;
+    let Keys {
+        identity,
+        server_key_created: key_created,
+        internal: internal_key,
+    } = keys(&options.data_dir, &options.server_name)?;
     let url = options
         .database_url
         .clone()

@@ -53,6 +53,11 @@ struct Cli {
 enum Command {
     /// Lists who is online and from which address (asks the running server).
     Online,
+    /// Creates a split deployment's keys in the data directory, if they are missing: the
+    /// server key every gateway shares and the internal key every process reads. Prints the
+    /// server's fingerprint. Run once (the compose file does), then point `--server-key` and
+    /// `--internal-key-file` at the files.
+    Keys,
 }
 
 #[tokio::main]
@@ -61,14 +66,17 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Online) => online(&cli.data_dir).await,
+        Some(Command::Keys) => make_keys(&cli.data_dir, &cli.server_name),
         None => {
-            service_kit::init_tracing();
+            ops::init_logging().map_err(anyhow::Error::msg)?;
             run(cli).await
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Caught from now on: a SIGTERM during start-up still stops cleanly.
+    let stop = ops::shutdown_signal();
     let options = server::Options {
         data_dir: cli.data_dir.clone(),
         listen: cli.listen,
@@ -90,10 +98,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     tokio::select! {
         result = running.wait() => return result,
-        () = gateway::shutdown_signal() => {}
+        () = stop => {}
     }
     println!("Stopping: finishing open requests…");
     running.stop().await
+}
+
+fn make_keys(dir: &std::path::Path, server_name: &str) -> anyhow::Result<()> {
+    let keys = server::keys(dir, server_name)?;
+    let verb = if keys.server_key_created {
+        "Created"
+    } else {
+        "Found"
+    };
+    println!(
+        "{verb} the deployment's keys in {}: {} and {}",
+        dir.display(),
+        server::SERVER_KEY_FILE,
+        server::INTERNAL_KEY_FILE
+    );
+    println!("Server fingerprint: {}", keys.identity.fingerprint());
+    Ok(())
 }
 
 async fn online(data_dir: &std::path::Path) -> anyhow::Result<()> {

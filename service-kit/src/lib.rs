@@ -19,15 +19,6 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::Router;
 
-/// Sets up logging for a service binary: `RUST_LOG` if set, else `info`.
-pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-}
-
 /// What a service binary needs before it serves: its database, its bound listener and the
 /// internal key its callers must present.
 pub struct Startup {
@@ -47,7 +38,7 @@ pub async fn start_service(
     listen: std::net::SocketAddr,
     key_file: &std::path::Path,
 ) -> Result<Startup, StartupError> {
-    init_tracing();
+    ops::init_logging().map_err(StartupError::Logging)?;
     let key = proto::internal::InternalKey::load(key_file)?;
     let db = db::connect(database_url)
         .await
@@ -59,11 +50,6 @@ pub async fn start_service(
     Ok(Startup { db, listener, key })
 }
 
-/// Resolves when the process is asked to stop (Ctrl-C or SIGINT).
-pub async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 /// Why a service binary could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -73,6 +59,9 @@ pub enum StartupError {
     /// The address is taken or not ours.
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
+    /// The log settings are wrong.
+    #[error("{0}")]
+    Logging(String),
     /// The internal key file is missing or malformed.
     #[error(transparent)]
     Key(#[from] proto::internal::KeyError),

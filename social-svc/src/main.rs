@@ -22,6 +22,8 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Caught from now on: a SIGTERM during start-up still stops cleanly.
+    let stop = ops::shutdown_signal();
     let start = service_kit::start_service(
         "social-svc",
         &cli.database_url,
@@ -29,12 +31,6 @@ async fn main() -> anyhow::Result<()> {
         &cli.internal_key_file,
     )
     .await?;
-    social_svc::serve(
-        start.listener,
-        start.db,
-        start.key,
-        service_kit::shutdown_signal(),
-    )
-    .await?;
+    social_svc::serve(start.listener, start.db, start.key, stop).await?;
     Ok(())
 }

@@ -1,0 +1,61 @@
+//! The service binary drains and exits cleanly on SIGTERM (what `docker stop` sends), rather
+//! than being killed mid-request.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_binary_exits_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use migrations::{Migrator, MigratorTrait};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("uchat.db").display()
+    );
+    let db = service_kit::db::connect(&url).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    drop(db);
+    let key = dir.path().join("internal.key");
+    proto::internal::InternalKey::load_or_create(&key).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_account-svc"))
+        .args(["--listen", "127.0.0.1:0", "--database-url", &url])
+        .arg("--internal-key-file")
+        .arg(&key)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Serving once it says so.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening"));
+    assert!(ready, "account-svc never said it was listening");
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("account-svc did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        status.success(),
+        "account-svc ended with {status} on SIGTERM"
+    );
+}
