@@ -182,31 +182,18 @@ impl TestCluster {
 
     /// A client using `dir` (a second client of the same machine shares it).
     pub async fn client_in(&self, dir: PathBuf) -> TestClient {
-        let config = ClientConfig {
-            min_kdf: TEST_KDF,
-            ..ClientConfig::new(self.addr(), dir.clone())
-        };
-        let (client, events) = Client::connect(config)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
-        TestClient {
-            client,
-            events,
-            dir,
-            id: UserId(0),
-        }
+        TestClient::connect(self.addr(), dir).await
     }
 
     /// A registered, logged-in user.
     pub async fn user(&self, name: &str) -> TestClient {
-        let mut user = self.client().await;
-        user.id = user
-            .client
-            .register(form(name))
-            .await
-            .unwrap_or_else(|e| panic!("register {name}: {e}"));
-        user.login(name).await;
-        user
+        let n = self.clients.fetch_add(1, Ordering::Relaxed);
+        TestClient::user(
+            self.addr(),
+            self.dir.path().join(format!("client-{n}")),
+            name,
+        )
+        .await
     }
 }
 
@@ -234,6 +221,35 @@ pub struct TestClient {
 }
 
 impl TestClient {
+    /// A client of the server at `addr`, keeping its files in `dir`.
+    pub async fn connect(addr: String, dir: PathBuf) -> Self {
+        let config = ClientConfig {
+            min_kdf: TEST_KDF,
+            ..ClientConfig::new(addr, dir.clone())
+        };
+        let (client, events) = Client::connect(config)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        Self {
+            client,
+            events,
+            dir,
+            id: UserId(0),
+        }
+    }
+
+    /// `name`, registered and logged in at `addr` with files in `dir`.
+    pub async fn user(addr: String, dir: PathBuf, name: &str) -> Self {
+        let mut user = Self::connect(addr, dir).await;
+        user.id = user
+            .client
+            .register(form(name))
+            .await
+            .unwrap_or_else(|e| panic!("register {name}: {e}"));
+        user.login(name).await;
+        user
+    }
+
     /// Logs in as `name`.
     pub async fn login(&mut self, name: &str) -> LoginBundle {
         let bundle = self

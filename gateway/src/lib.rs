@@ -10,6 +10,7 @@
 
 pub mod budget;
 pub mod convert;
+pub mod discovery;
 pub mod handlers;
 pub mod hub;
 pub mod limits;
@@ -192,9 +193,14 @@ pub struct ServiceUrls {
     pub account: String,
     /// social-svc.
     pub social: String,
-    /// message-svc.
+    /// message-svc: a name that may stand for several replicas (see [`discovery`]).
     pub message: String,
+    /// How often message-svc's name is resolved again.
+    pub resolve_every: Duration,
 }
+
+/// How often a service name is resolved again by default: `--resolve-every-ms`.
+pub const DEFAULT_RESOLVE_EVERY_MS: u64 = 5_000;
 
 /// gRPC clients of the services (cheap to clone: one HTTP/2 connection each, made lazily),
 /// and the internal key their calls carry and the push server requires.
@@ -211,23 +217,42 @@ pub struct Services {
 }
 
 impl Services {
-    /// Clients for `urls`; they connect on first use and reconnect by themselves.
+    /// Clients for `urls`; they connect on first use and reconnect by themselves. Calls to
+    /// message-svc are balanced over every address its name resolves to, resolved again
+    /// every `urls.resolve_every` (must be called within a tokio runtime).
     pub fn connect_lazy(urls: &ServiceUrls, key: InternalKey) -> anyhow::Result<Self> {
+        Self::connect_with(urls, key, discovery::Dns)
+    }
+
+    /// [`Services::connect_lazy`] with message-svc's name resolved by `resolver`.
+    pub fn connect_with(
+        urls: &ServiceUrls,
+        key: InternalKey,
+        resolver: impl discovery::Resolve,
+    ) -> anyhow::Result<Self> {
         let channel = |url: &str| -> anyhow::Result<Authenticated> {
-            let channel = Endpoint::from_shared(url.to_owned())
-                .with_context(|| format!("bad service address {url}"))?
-                .connect_timeout(SERVICE_CONNECT_TIMEOUT)
-                .tcp_nodelay(true)
-                .connect_lazy();
+            let channel = configure(
+                Endpoint::from_shared(url.to_owned())
+                    .with_context(|| format!("bad service address {url}"))?,
+            )
+            .connect_lazy();
             Ok(key.authenticate(channel))
         };
+        let message = discovery::balanced(&urls.message, urls.resolve_every, resolver, configure)?;
         Ok(Self {
             account: AccountClient::new(channel(&urls.account)?),
             social: SocialClient::new(channel(&urls.social)?),
-            message: MessageClient::new(channel(&urls.message)?),
+            message: MessageClient::new(key.authenticate(message)),
             key,
         })
     }
+}
+
+/// How the gateway connects to a service.
+fn configure(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .connect_timeout(SERVICE_CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
 }
 
 /// The rate limits, by kind.

@@ -48,6 +48,10 @@ struct Cli {
         default_value = "http://127.0.0.1:7003"
     )]
     message_url: String,
+    /// How often message-svc's name is resolved again, in milliseconds, so replicas that
+    /// come and go are balanced over without a restart. Default 5000.
+    #[arg(long, env = "UCHAT_RESOLVE_EVERY_MS", default_value_t = gateway::DEFAULT_RESOLVE_EVERY_MS)]
+    resolve_every_ms: u64,
     /// The server's long-term key (created with mode 0600 on first start). Every gateway of
     /// one deployment uses the same key, so clients see one server.
     #[arg(
@@ -96,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
             account: cli.account_url,
             social: cli.social_url,
             message: cli.message_url,
+            resolve_every: std::time::Duration::from_millis(cli.resolve_every_ms.max(1)),
         },
         key,
     )?;

@@ -10,12 +10,18 @@
 //!
 //! A lane takes whatever is queued when it is free (no added wait: a lone send goes out at
 //! once), up to the batch bound.
+//!
+//! A call that fails because its message-svc replica died or did not answer in time is made
+//! again, up to [`SEND_ATTEMPTS`] times after a growing wait, with the same client message
+//! ids: the balanced channel sends it to a replica that answers, and message-svc's dedupe by
+//! client message id makes a repeat of a send that was stored after all return the stored
+//! seq, not a second row. Each message still gets exactly one answer.
 
 use std::time::Duration;
 
 use proto::internal::Authenticated;
 use proto::message::message_client::MessageClient;
-use proto::message::{SendBatchRequest, SendRequest, SendResponse};
+use proto::message::{SendBatchRequest, SendBatchResponse, SendRequest, SendResponse};
 use protocol::message::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,6 +29,14 @@ use crate::convert::{client_code, status_to_error, unavailable};
 
 /// Lanes, each with one `SendBatch` call in flight at a time.
 pub const SEND_LANES: usize = 4;
+
+/// Calls of one batch before its sends are answered `Unavailable`.
+pub const SEND_ATTEMPTS: u32 = 4;
+
+/// The wait before the second call of a batch, doubled before each further one (100, 200,
+/// 400 ms): time for the balancer to see a dead replica's connection fail, or for the next
+/// resolution to drop its address, so the next call goes to one that answers.
+pub const SEND_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 type Reply = oneshot::Sender<Result<SendResponse, Error>>;
 
@@ -83,11 +97,9 @@ async fn lane(
     let mut batch = Vec::with_capacity(batch_max);
     while jobs.recv_many(&mut batch, batch_max).await > 0 {
         let (sends, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
-        let answer =
-            tokio::time::timeout(timeout, client.send_batch(SendBatchRequest { sends })).await;
-        match answer {
-            Ok(Ok(response)) => {
-                let mut outcomes = response.into_inner().outcomes.into_iter();
+        match send_batch(&mut client, &sends, timeout).await {
+            Ok(response) => {
+                let mut outcomes = response.outcomes.into_iter();
                 for reply in replies {
                     let result = match outcomes.next() {
                         Some(outcome) => match outcome.stored {
@@ -105,17 +117,55 @@ async fn lane(
                     let _ = reply.send(result);
                 }
             }
-            Ok(Err(status)) => {
-                let error = status_to_error(&status);
+            Err(error) => {
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));
                 }
             }
+        }
+    }
+}
+
+/// Makes the call, again on a failure that says the replica is gone or slow rather than that
+/// the request is wrong.
+async fn send_batch(
+    client: &mut MessageClient<Authenticated>,
+    sends: &[SendRequest],
+    timeout: Duration,
+) -> Result<SendBatchResponse, Error> {
+    let mut last = unavailable();
+    for attempt in 1..=SEND_ATTEMPTS {
+        if attempt > 1 {
+            tokio::time::sleep(SEND_RETRY_BACKOFF * 2u32.pow(attempt - 2)).await;
+        }
+        // A copy per call: tonic takes the request, and the next attempt needs the sends.
+        let request = SendBatchRequest {
+            sends: sends.to_vec(),
+        };
+        match tokio::time::timeout(timeout, client.send_batch(request)).await {
+            Ok(Ok(response)) => return Ok(response.into_inner()),
+            Ok(Err(status)) if replica_failed(status.code()) => {
+                tracing::warn!(attempt, %status, "a SendBatch call failed; trying another replica");
+                last = status_to_error(&status);
+            }
+            Ok(Err(status)) => return Err(status_to_error(&status)),
             Err(_) => {
-                for reply in replies {
-                    let _ = reply.send(Err(unavailable()));
-                }
+                tracing::warn!(
+                    attempt,
+                    "a SendBatch call timed out; trying another replica"
+                );
+                last = unavailable();
             }
         }
     }
+    Err(last)
+}
+
+/// Whether a failed call's code means the replica died or dropped the call, rather than a
+/// refusal of the request.
+fn replica_failed(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
 }

@@ -214,6 +214,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             account: account_url.clone(),
             social: social_url,
             message: message_url,
+            resolve_every: std::time::Duration::from_millis(gateway::DEFAULT_RESOLVE_EVERY_MS),
         },
         internal_key,
     )?;

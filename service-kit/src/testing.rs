@@ -171,22 +171,35 @@ pub async fn databases() -> Vec<TestDb> {
         _dir: Some(dir),
     });
 
-    match std::env::var(PG_URL_VAR) {
-        Ok(admin_url) => out.push(postgres(&admin_url).await),
-        Err(_) => SKIP_NOTICE.call_once(|| {
+    if let Some(url) = postgres_database_url().await {
+        let db = crate::db::connect(&url)
+            .await
+            .expect("connect to the test database");
+        out.push(TestDb {
+            backend: "postgres",
+            db,
+            _dir: None,
+        });
+    }
+    out
+}
+
+/// The URL of a fresh, migrated PostgreSQL database on the server `UCHAT_TEST_DATABASE_URL`
+/// names, for tests whose parts connect on their own (replicas in their own runtimes or
+/// processes); `None`, with a notice, when it is not set.
+pub async fn postgres_database_url() -> Option<String> {
+    let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
+        SKIP_NOTICE.call_once(|| {
             // Written to the real stderr, past the test harness's capture, so it is seen.
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
                 "NOTE: PostgreSQL tests skipped: {PG_URL_VAR} is not set (CI sets it; see README)"
             );
-        }),
-    }
-    out
-}
-
-async fn postgres(admin_url: &str) -> TestDb {
-    let admin = crate::db::connect(admin_url)
+        });
+        return None;
+    };
+    let admin = crate::db::connect(&admin_url)
         .await
         .expect("connect to PostgreSQL");
     let name = format!("uchat_t_{:016x}", rand_id());
@@ -198,15 +211,12 @@ async fn postgres(admin_url: &str) -> TestDb {
         .rsplit_once('/')
         .map(|(base, _)| base)
         .expect("a PostgreSQL URL ends with /database");
-    let db = crate::db::connect(&format!("{base}/{name}"))
+    let url = format!("{base}/{name}");
+    let db = crate::db::connect(&url)
         .await
         .expect("connect to the test database");
     Migrator::up(&db, None).await.expect("migrate PostgreSQL");
-    TestDb {
-        backend: "postgres",
-        db,
-        _dir: None,
-    }
+    Some(url)
 }
 
 fn rand_id() -> u64 {
