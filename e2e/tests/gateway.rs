@@ -266,11 +266,13 @@ async fn a_reader_that_falls_behind_in_bytes_is_closed_too() {
     a_slow_reader_is_closed(|g| g.outbound_max_bytes = 1024 * 1024).await;
 }
 
-/// bo stops reading while amy sends sixty 200 KiB messages: bo's connection is closed by the
-/// bound `bound` sets, amy is never held up, and bo then syncs every message.
-async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
+/// amy and bo, raw users and friends, on a server whose gateway `config` changes (messages
+/// not rate-limited); returns the server, their connections and their conversation.
+async fn raw_friends(
+    config: impl FnOnce(&mut gateway::Config),
+) -> (TestCluster, Conn, Conn, protocol::ConversationId) {
     let cluster = TestCluster::start_with(|o| {
-        bound(&mut o.gateway);
+        config(&mut o.gateway);
         o.gateway.messages_per_minute = u32::MAX;
     })
     .await;
@@ -283,19 +285,32 @@ async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
     let Response::Friend(friend) = accepted else {
         panic!("{accepted:?}")
     };
-    // bo stops reading. amy sends far more than the socket buffers and the queue hold.
-    let count = 60u64;
+    (cluster, amy, bo, friend.conversation)
+}
+
+/// `from` sends `count` messages of 200 KiB into `conversation`, each answered (stored)
+/// before the next.
+async fn send_large(from: &mut Conn, conversation: protocol::ConversationId, count: u64) {
     for n in 0..count {
         let send = Request::SendMessage(protocol::message::SendMessage {
-            conversation: friend.conversation,
+            conversation,
             client_msg_id: protocol::ClientMsgId([n as u8; 16]),
             envelope: ByteBuf::from(e2e::opaque_envelope(n as u8, 200 * 64)),
         });
-        assert!(
-            ask(&mut amy, 10 + n, send).await.is_ok(),
-            "amy's sends are not held up"
-        );
+        ask(from, 10 + n, send)
+            .await
+            .unwrap_or_else(|e| panic!("send {n}: {e:?}"));
     }
+}
+
+/// bo stops reading while amy sends sixty 200 KiB messages: bo's connection is closed by the
+/// bound `bound` sets, amy is never held up, and bo then syncs every message.
+async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
+    let (cluster, mut amy, mut bo, conversation) = raw_friends(bound).await;
+    // bo stops reading. amy sends far more than the socket buffers and the queue hold, and
+    // every send is answered: amy is not held up.
+    let count = 60u64;
+    send_large(&mut amy, conversation, count).await;
     // bo's session was closed rather than waited for.
     let drained = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -316,7 +331,7 @@ async fn a_slow_reader_is_closed(bound: impl FnOnce(&mut gateway::Config)) {
     for id in 2.. {
         let sync = Request::Sync {
             cursors: vec![protocol::message::Cursor {
-                conversation: friend.conversation,
+                conversation,
                 seq: cursor,
             }],
             limit: 0,
@@ -338,27 +353,9 @@ async fn a_reader_that_never_reads_loses_its_socket_at_once() {
     // Closing a slow reader must free its socket and queue now, not when its writes time out
     // (the idle time, a minute): an attacker's connections that never read would otherwise
     // keep their full queues for that long.
-    let cluster = TestCluster::start_with(|o| {
-        o.gateway.outbound_max_bytes = 1024 * 1024;
-        o.gateway.messages_per_minute = u32::MAX;
-    })
-    .await;
-    let (mut amy, amy_id) = raw_user(&cluster, "amy").await;
-    let (mut bo, bo_id) = raw_user(&cluster, "bo").await;
-    ask(&mut amy, 3, Request::AddFriend { user: bo_id })
-        .await
-        .unwrap();
-    let Response::Friend(friend) = accept(&mut bo, 3, amy_id).await else {
-        panic!("not a friend")
-    };
-    for n in 0..60u64 {
-        let send = Request::SendMessage(protocol::message::SendMessage {
-            conversation: friend.conversation,
-            client_msg_id: protocol::ClientMsgId([n as u8; 16]),
-            envelope: ByteBuf::from(e2e::opaque_envelope(n as u8, 200 * 64)),
-        });
-        ask(&mut amy, 10 + n, send).await.unwrap();
-    }
+    let (_cluster, mut amy, mut bo, conversation) =
+        raw_friends(|g| g.outbound_max_bytes = 1024 * 1024).await;
+    send_large(&mut amy, conversation, 60).await;
     // bo never reads. Once the server has closed the socket, bo's writes fail (the peer
     // answers them with a reset).
     let ping = ClientMessage::Request {
@@ -379,31 +376,13 @@ async fn a_client_that_pipelines_pages_waits_for_its_budget_instead_of_being_clo
     // bo asks for forty 1 MiB pages at once and reads nothing for a while: the server makes
     // answers only as the 2 MiB budget allows (it holds no more), and once bo reads, every
     // answer arrives. Its own requests never get it closed.
-    let cluster = TestCluster::start_with(|o| {
-        o.gateway.outbound_max_bytes = 2 * 1024 * 1024;
-        o.gateway.messages_per_minute = u32::MAX;
-    })
-    .await;
-    let (mut amy, amy_id) = raw_user(&cluster, "amy").await;
-    let (mut bo, bo_id) = raw_user(&cluster, "bo").await;
-    ask(&mut amy, 3, Request::AddFriend { user: bo_id })
-        .await
-        .unwrap();
-    let Response::Friend(friend) = accept(&mut bo, 3, amy_id).await else {
-        panic!("not a friend")
-    };
-    for n in 0..10u64 {
-        let send = Request::SendMessage(protocol::message::SendMessage {
-            conversation: friend.conversation,
-            client_msg_id: protocol::ClientMsgId([n as u8; 16]),
-            envelope: ByteBuf::from(e2e::opaque_envelope(n as u8, 200 * 64)),
-        });
-        ask(&mut amy, 10 + n, send).await.unwrap();
-    }
+    let (_cluster, mut amy, mut bo, conversation) =
+        raw_friends(|g| g.outbound_max_bytes = 2 * 1024 * 1024).await;
+    send_large(&mut amy, conversation, 10).await;
     let pages = 40u64;
     for id in 0..pages {
         let page = Request::History {
-            conversation: friend.conversation,
+            conversation,
             before: protocol::Seq(0),
             limit: 50,
         };
