@@ -80,6 +80,8 @@ pub(crate) struct State {
     pub(crate) ended: bool,
     /// Delivery acknowledgements waiting to be sent, by conversation.
     pub(crate) acks: HashMap<ConversationId, Seq>,
+    /// A sync to fetch a gap is scheduled.
+    pub(crate) gap_sync: bool,
     /// A login whose private key could not be found or restored, until the person starts
     /// over or logs out.
     pub(crate) key_lost: Option<crate::password::KeyLost>,

@@ -72,7 +72,14 @@ impl Client {
         &self,
         account: &Account,
         stored: StoredMessage,
-    ) -> Result<LocalMessage, ClientError> {
+    ) -> Result<Option<LocalMessage>, ClientError> {
+        if account
+            .store
+            .has_message(stored.conversation, stored.seq)
+            .await?
+        {
+            return Ok(None); // Held already: a push and a sync can bring the same message.
+        }
         let body = match self.open(account, &stored).await {
             Ok(body) => body,
             Err(err) => {
@@ -92,8 +99,8 @@ impl Client {
             sent_at: stored.sent_at,
             body,
         };
-        account.store.put_message(&message).await?;
-        Ok(message)
+        let new = account.store.put_message(&message).await?;
+        Ok(new.then_some(message))
     }
 
     /// Fetches everything newer than the local history, page by page, and acknowledges it.
@@ -132,9 +139,10 @@ impl Client {
             for stored in messages {
                 let entry = newest.entry(stored.conversation).or_insert(stored.seq);
                 *entry = (*entry).max(stored.seq);
-                let message = self.receive(&account, stored).await?;
-                let _ = self.inner.events.send(ClientEvent::Message(message));
-                count += 1;
+                if let Some(message) = self.receive(&account, stored).await? {
+                    let _ = self.inner.events.send(ClientEvent::Message(message));
+                    count += 1;
+                }
             }
             for (conversation, seq) in newest {
                 self.request(Request::AckDelivered { conversation, seq })

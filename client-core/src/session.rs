@@ -31,6 +31,10 @@ pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
 /// How long delivery acknowledgements are gathered before they are sent.
 pub const ACK_DELAY: Duration = Duration::from_millis(200);
 
+/// How long a message past a gap waits for the messages before it to arrive by themselves
+/// before a sync fetches them.
+pub const GAP_WAIT: Duration = Duration::from_millis(300);
+
 impl Client {
     /// Connects to the server, pinning its key on first use and refusing a changed one.
     /// Returns the client and its stream of events.
@@ -161,9 +165,20 @@ impl Client {
             Event::Message(stored) => {
                 let account = self.account()?;
                 let (conversation, seq) = (stored.conversation, stored.seq);
-                let message = self.receive(&account, stored).await?;
+                let received = self.receive(&account, stored).await?;
                 self.ack_later(conversation, seq);
-                ClientEvent::Message(message)
+                if seq.0 > 1
+                    && !account
+                        .store
+                        .has_message(conversation, Seq(seq.0 - 1))
+                        .await?
+                {
+                    self.fill_gap_later();
+                }
+                match received {
+                    Some(message) => ClientEvent::Message(message),
+                    None => return Ok(()),
+                }
             }
             Event::Presence { user, presence } => ClientEvent::Presence { user, presence },
             Event::FriendRequest(user) => ClientEvent::FriendRequest(user),
@@ -181,9 +196,31 @@ impl Client {
         Ok(())
     }
 
-    /// Acknowledges delivery of everything up to `seq` soon: acknowledgements of a burst
-    /// are gathered into one per conversation (best effort: the next sync acknowledges what
-    /// a lost connection dropped).
+    /// Syncs soon, once, after a message arrived past a gap: the messages in between were
+    /// stored by another replica whose push is slower, or their push was lost. Waiting a
+    /// moment lets pushes already on their way arrive first; the sync fetches whatever is
+    /// still missing (messages already held are not told twice).
+    fn fill_gap_later(&self) {
+        {
+            let mut state = self.state();
+            if state.gap_sync {
+                return;
+            }
+            state.gap_sync = true;
+        }
+        let client = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(GAP_WAIT).await;
+            client.state().gap_sync = false;
+            if let Err(err) = client.sync().await {
+                tracing::debug!(%err, "gap sync failed; the next sync fetches the gap");
+            }
+        });
+    }
+
+    /// Acknowledges delivery soon, up to `seq` but never past a gap in what is held:
+    /// acknowledgements of a burst are gathered into one per conversation (best effort: the
+    /// next sync acknowledges what a lost connection dropped).
     fn ack_later(&self, conversation: ConversationId, seq: Seq) {
         let first = {
             let mut state = self.state();
@@ -199,7 +236,14 @@ impl Client {
         tokio::spawn(async move {
             tokio::time::sleep(ACK_DELAY).await;
             let acks = std::mem::take(&mut client.state().acks);
+            let whole: HashMap<ConversationId, Seq> = match client.account() {
+                Ok(account) => account.store.cursors().await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+            .into_iter()
+            .collect();
             for (conversation, seq) in acks {
+                let seq = whole.get(&conversation).map_or(seq, |w| (*w).min(seq));
                 let _ = client
                     .request(Request::AckDelivered { conversation, seq })
                     .await;

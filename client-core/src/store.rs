@@ -92,10 +92,12 @@ impl Store {
         Ok(Self { db })
     }
 
-    /// Stores a message (again: a message already stored is left as it is).
-    pub async fn put_message(&self, message: &LocalMessage) -> Result<(), ClientError> {
+    /// Stores a message (again: a message already stored is left as it is); `true` if it was
+    /// not held before.
+    pub async fn put_message(&self, message: &LocalMessage) -> Result<bool, ClientError> {
         let body = codec::encode(&message.body).map_err(protocol::E2eError::from)?;
-        self.db
+        let done = self
+            .db
             .execute_raw(stmt(
                 "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?)",
                 vec![
@@ -108,7 +110,23 @@ impl Store {
                 ],
             ))
             .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether the message `seq` of `conversation` is held.
+    pub async fn has_message(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<bool, ClientError> {
+        let row = self
+            .db
+            .query_one_raw(stmt(
+                "SELECT 1 AS held FROM messages WHERE conversation = ? AND seq = ?",
+                vec![int(conversation.0), int(seq.0)],
+            ))
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Up to `limit` messages of `conversation` before `before` (0: the newest), oldest first.
@@ -146,12 +164,18 @@ impl Store {
         Ok(messages)
     }
 
-    /// The highest seq held per conversation (the sync cursors).
+    /// Per conversation, the seq up to which the history held is whole: the end of the run
+    /// of consecutive seqs that starts at the oldest message held (the sync cursors). A
+    /// message held past a gap (the client's own, answered before a friend's earlier one
+    /// arrived; a push that overtook another) does not move it, so the next sync fetches
+    /// the gap.
     pub async fn cursors(&self) -> Result<Vec<(ConversationId, Seq)>, ClientError> {
         let rows = self
             .db
             .query_all_raw(stmt(
-                "SELECT conversation, MAX(seq) AS seq FROM messages GROUP BY conversation",
+                "SELECT conversation, MIN(seq) AS seq FROM messages AS m WHERE NOT EXISTS \
+                 (SELECT 1 FROM messages AS n WHERE n.conversation = m.conversation \
+                 AND n.seq = m.seq + 1) GROUP BY conversation",
                 vec![],
             ))
             .await?;

@@ -409,3 +409,43 @@ async fn a_key_swapped_by_the_server_is_noticed() {
         .await;
     assert_ne!(again.client.safety_number(bo.id).await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn a_message_missing_below_ones_held_is_fetched_at_the_next_sync() {
+    // bo holds m1 and m3 but not m2 (its push was lost while bo's own later message, or a
+    // faster push, was stored): the next sync must start after m1, not after m3.
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let cluster = TestCluster::start().await;
+    let amy = cluster.user("amy").await;
+    let mut bo = cluster.user("bo").await;
+    let conversation = befriend(&amy, &bo).await;
+    for text in ["m1", "m2", "m3"] {
+        amy.client
+            .send_text(conversation, plain(text))
+            .await
+            .unwrap();
+        bo.wait_for_text(text).await;
+    }
+    let store = bo.dir.join(format!("user-{}.db", bo.id.0));
+    let db = sea_orm::Database::connect(format!("sqlite://{}?mode=rw", store.display()))
+        .await
+        .unwrap();
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "DELETE FROM messages WHERE conversation = ? AND seq = 2",
+        [i64::try_from(conversation.0).unwrap().into()],
+    ))
+    .await
+    .unwrap();
+    drop(db);
+
+    bo.client.drop_connection();
+    let again = bo
+        .wait_for("m2 again", |e| match e {
+            ClientEvent::Message(m) => text_of(&m.body).map(str::to_owned),
+            _ => None,
+        })
+        .await;
+    assert_eq!(again, "m2", "m3, held already, is not told twice");
+}
