@@ -236,14 +236,15 @@ impl Client {
         tokio::spawn(async move {
             tokio::time::sleep(ACK_DELAY).await;
             let acks = std::mem::take(&mut client.state().acks);
-            let whole: HashMap<ConversationId, Seq> = match client.account() {
-                Ok(account) => account.store.cursors().await.unwrap_or_default(),
-                Err(_) => Vec::new(),
-            }
-            .into_iter()
-            .collect();
+            let Ok(account) = client.account() else {
+                return;
+            };
             for (conversation, seq) in acks {
-                let seq = whole.get(&conversation).map_or(seq, |w| (*w).min(seq));
+                let seq = account
+                    .store
+                    .ack_point(conversation, seq)
+                    .await
+                    .unwrap_or(seq);
                 let _ = client
                     .request(Request::AckDelivered { conversation, seq })
                     .await;

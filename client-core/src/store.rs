@@ -58,6 +58,9 @@ pub struct Store {
     db: DatabaseConnection,
 }
 
+/// How many seqs below an arriving message [`Store::ack_point`] looks for a gap.
+pub const ACK_WINDOW: u64 = 1024;
+
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
 }
@@ -111,6 +114,34 @@ impl Store {
             ))
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// How far delivery of `conversation` can be acknowledged when `seq` arrived: `seq`,
+    /// or the last message held before the highest gap among the [`ACK_WINDOW`] seqs below
+    /// it. A bounded look (an index range), so a long history costs nothing per message.
+    pub async fn ack_point(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Seq, ClientError> {
+        let row = self
+            .db
+            .query_one_raw(stmt(
+                "SELECT MAX(seq) AS seq FROM messages AS m WHERE conversation = ? \
+                 AND seq < ? AND seq >= ? AND NOT EXISTS (SELECT 1 FROM messages AS n \
+                 WHERE n.conversation = m.conversation AND n.seq = m.seq + 1)",
+                vec![
+                    int(conversation.0),
+                    int(seq.0),
+                    int(seq.0.saturating_sub(ACK_WINDOW)),
+                ],
+            ))
+            .await?;
+        let gap: Option<i64> = match row {
+            Some(row) => row.try_get("", "seq")?,
+            None => None,
+        };
+        Ok(gap.map_or(seq, |held| Seq(unsigned(held))))
     }
 
     /// Whether the message `seq` of `conversation` is held.
@@ -324,5 +355,55 @@ impl Store {
         Ok(Some(
             codec::decode(&bytes).map_err(protocol::E2eError::from)?,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::e2e::StyledText;
+
+    use super::*;
+
+    fn message(seq: u64) -> LocalMessage {
+        LocalMessage {
+            conversation: ConversationId(7),
+            seq: Seq(seq),
+            sender: UserId(1),
+            client_msg_id: ClientMsgId([seq as u8; 16]),
+            sent_at: Timestamp(seq),
+            body: Body::Text(StyledText {
+                text: format!("m{seq}"),
+                font_size: 12,
+                color: [0, 0, 0],
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn cursors_and_acknowledgements_stop_at_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("user-1.db")).await.unwrap();
+        for seq in [1, 2, 4, 5] {
+            assert!(store.put_message(&message(seq)).await.unwrap());
+        }
+        assert!(
+            !store.put_message(&message(4)).await.unwrap(),
+            "held already"
+        );
+        let whole = store.cursors().await.unwrap();
+        assert_eq!(whole, vec![(ConversationId(7), Seq(2))]);
+        assert_eq!(
+            store.ack_point(ConversationId(7), Seq(5)).await.unwrap(),
+            Seq(2)
+        );
+
+        store.put_message(&message(3)).await.unwrap();
+        let whole = store.cursors().await.unwrap();
+        assert_eq!(whole, vec![(ConversationId(7), Seq(5))]);
+        assert_eq!(
+            store.ack_point(ConversationId(7), Seq(5)).await.unwrap(),
+            Seq(5)
+        );
+        assert!(store.has_message(ConversationId(7), Seq(3)).await.unwrap());
     }
 }
