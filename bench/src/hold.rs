@@ -14,7 +14,7 @@
 //! from many machines would, so the per-address limits do not stop them early.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use protocol::message::{ClientMessage, FriendDecision, Request, Response, SendMessage};
@@ -106,13 +106,9 @@ impl Watch {
         Ok(now)
     }
 
-    /// Samples every quarter second for `secs`, recording the last reading under `phase`.
+    /// Leaves the server alone for `secs`, then records a reading under `phase`.
     async fn settle(&mut self, phase: &str, secs: u64) -> anyhow::Result<()> {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            rss::resident(self.pid)?;
-        }
+        tokio::time::sleep(Duration::from_secs(secs)).await;
         self.sample(phase)?;
         Ok(())
     }

@@ -67,19 +67,13 @@ impl Client {
     }
 
     /// Decrypts and stores a message from the server; one that does not open is stored with
-    /// a notice so the history keeps its place.
+    /// a notice so the history keeps its place. `None` for a message held already (a push
+    /// and a sync can bring the same one): it is not told twice.
     pub(crate) async fn receive(
         &self,
         account: &Account,
         stored: StoredMessage,
     ) -> Result<Option<LocalMessage>, ClientError> {
-        if account
-            .store
-            .has_message(stored.conversation, stored.seq)
-            .await?
-        {
-            return Ok(None); // Held already: a push and a sync can bring the same message.
-        }
         let body = match self.open(account, &stored).await {
             Ok(body) => body,
             Err(err) => {

@@ -111,7 +111,8 @@ impl InternalKey {
 
     /// The interceptor that adds this key to outgoing calls.
     pub fn present(&self) -> Present {
-        Present(Arc::new(self.clone()))
+        // Made once: hex digits are always valid metadata, so `None` cannot happen.
+        Present(AsciiMetadataValue::try_from(self.hex()).ok())
     }
 
     /// The interceptor that refuses incoming calls without this key.
@@ -127,7 +128,7 @@ impl InternalKey {
 
 /// Adds the internal key to each outgoing call.
 #[derive(Clone)]
-pub struct Present(Arc<InternalKey>);
+pub struct Present(Option<AsciiMetadataValue>);
 
 impl std::fmt::Debug for Present {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,8 +138,10 @@ impl std::fmt::Debug for Present {
 
 impl Interceptor for Present {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let value = AsciiMetadataValue::try_from(self.0.hex())
-            .map_err(|_| Status::internal("the internal key is not valid metadata"))?;
+        let value = self
+            .0
+            .clone()
+            .ok_or_else(|| Status::internal("the internal key is not valid metadata"))?;
         request.metadata_mut().insert(HEADER, value);
         Ok(request)
     }
