@@ -120,9 +120,8 @@ pub async fn serve(
     let config = Arc::new(config);
     let push = Pusher::new(key.clone());
     let sweeper = tokio::spawn(sweep_leases(db.clone(), config.clone(), push.clone()));
-    let router =
-        tonic::transport::Server::builder().add_service(service(db, config, push, &key).await?);
-    let served = service_kit::serve_router(router, listener, shutdown).await;
+    let router = service_kit::server().add_service(service(db.clone(), config, push, &key).await?);
+    let served = service_kit::serve_router(router, listener, &db, shutdown).await;
     sweeper.abort();
     Ok(served?)
 }

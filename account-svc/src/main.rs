@@ -18,6 +18,8 @@ struct Cli {
     #[arg(long, env = "UCHAT_INTERNAL_KEY_FILE")]
     internal_key_file: std::path::PathBuf,
     #[command(flatten)]
+    metrics: ops::metrics::Args,
+    #[command(flatten)]
     config: account_svc::Config,
 }
 
@@ -31,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         &cli.database_url,
         cli.listen,
         &cli.internal_key_file,
+        &cli.metrics,
     )
     .await?;
     account_svc::serve(start.listener, start.db, start.key, cli.config, stop).await?;

@@ -6,7 +6,6 @@
 #[cfg(unix)]
 #[tokio::test]
 async fn the_binary_exits_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     use migrations::{Migrator, MigratorTrait};
@@ -30,30 +29,8 @@ async fn the_binary_exits_cleanly_on_sigterm() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Serving once it says so.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("listening"));
-    assert!(ready, "account-svc never said it was listening");
-
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("account-svc did not stop within 10 s of SIGTERM");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    ops::testing::wait_for_line(&mut child, "listening");
+    let status = ops::testing::terminate(&mut child, std::time::Duration::from_secs(10));
     assert!(
         status.success(),
         "account-svc ended with {status} on SIGTERM"

@@ -72,6 +72,7 @@ impl Budget {
             let room = state.queued.saturating_add(weight) <= self.max;
             if room {
                 state.queued += weight;
+                crate::telemetry::outbound(weight as f64);
             }
             room
         })
@@ -81,6 +82,7 @@ impl Budget {
     /// the budget: its room was taken before it was asked for.
     pub fn queue_answer(&self, weight: usize, reservation: Reservation) {
         self.update(|state| state.queued = state.queued.saturating_add(weight));
+        crate::telemetry::outbound(weight as f64);
         drop(reservation);
     }
 
@@ -114,7 +116,12 @@ impl Budget {
     /// The writer wrote `weight` bytes of the queue (or a message counted in was not queued
     /// after all).
     pub fn written(&self, weight: usize) {
-        self.update(|state| state.queued = state.queued.saturating_sub(weight));
+        let written = self.update(|state| {
+            let written = weight.min(state.queued);
+            state.queued -= written;
+            written
+        });
+        crate::telemetry::outbound(-(written as f64));
         self.freed.notify_waiters();
     }
 

@@ -42,6 +42,84 @@ impl Resolve for Dns {
     }
 }
 
+/// Largest hosts file read ([`HostsFile`]); a larger one is an error, and the addresses
+/// already known are kept.
+pub const HOSTS_FILE_MAX_BYTES: u64 = 1024 * 1024;
+
+/// Names listed in a file of the `/etc/hosts` format (`ADDRESS NAME…` per line, `#` starts a
+/// comment, a name may have several lines), read again at every resolution; names it does not
+/// list go to DNS. For a deployment that lists its replicas itself (`--hosts-file`): edit the
+/// file and the gateways follow within a resolution period.
+#[derive(Debug, Clone)]
+pub struct HostsFile(pub std::path::PathBuf);
+
+impl HostsFile {
+    /// The addresses `text` lists for `host`.
+    pub fn lookup(text: &str, host: &str) -> Vec<std::net::IpAddr> {
+        text.lines()
+            .map(|line| line.split('#').next().unwrap_or_default())
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let addr = words.next()?.parse().ok()?;
+                words
+                    .any(|name| name.eq_ignore_ascii_case(host))
+                    .then_some(addr)
+            })
+            .collect()
+    }
+}
+
+impl Resolve for HostsFile {
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        let path = self.0.clone();
+        let text = tokio::task::spawn_blocking(move || read_bounded(&path))
+            .await
+            .map_err(std::io::Error::other)??;
+        let listed = Self::lookup(&text, host);
+        if listed.is_empty() {
+            return Dns.resolve(host, port).await;
+        }
+        Ok(listed
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect())
+    }
+}
+
+/// Reads `path`, refusing a file past [`HOSTS_FILE_MAX_BYTES`].
+fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(HOSTS_FILE_MAX_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > HOSTS_FILE_MAX_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than {HOSTS_FILE_MAX_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// Either resolver, as the gateway's flags choose.
+#[derive(Debug, Clone)]
+pub enum Resolver {
+    /// The system's resolver.
+    Dns,
+    /// A hosts file first.
+    File(HostsFile),
+}
+
+impl Resolve for Resolver {
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            Self::Dns => Dns.resolve(host, port).await,
+            Self::File(file) => file.resolve(host, port).await,
+        }
+    }
+}
+
 /// A fixed list that can be changed while in use: stands for DNS in tests, and for a
 /// deployment that names its replicas itself.
 #[derive(Debug, Clone, Default)]
@@ -165,6 +243,8 @@ async fn keep_resolving<R: Resolve>(
             }
             known.remove(&addr);
         }
+        metrics::gauge!(crate::telemetry::REPLICAS, "service" => target.url.clone())
+            .set(known.len() as f64);
         if balancer.is_closed() {
             return;
         }
@@ -180,6 +260,23 @@ mod tests {
             .iter()
             .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
             .collect()
+    }
+
+    #[test]
+    fn a_hosts_file_lists_every_line_of_a_name_and_skips_comments() {
+        let text = "127.0.0.2 message-svc  # replica a\n\
+                    # 127.0.0.9 message-svc\n\
+                    127.0.0.3 other Message-Svc\n\
+                    not-an-address message-svc\n\
+                    ::1 message-svc\n";
+        let found = HostsFile::lookup(text, "message-svc");
+        let expected: Vec<std::net::IpAddr> = vec![
+            [127, 0, 0, 2].into(),
+            [127, 0, 0, 3].into(),
+            std::net::Ipv6Addr::LOCALHOST.into(),
+        ];
+        assert_eq!(found, expected);
+        assert!(HostsFile::lookup(text, "account-svc").is_empty());
     }
 
     #[test]

@@ -143,7 +143,10 @@ impl Hub {
 
     /// Records `user`'s session; returns the one it replaces on this gateway, if any.
     pub fn insert(&self, user: u64, handle: SessionHandle) -> Option<SessionHandle> {
-        self.lock().insert(user, handle)
+        let mut sessions = self.lock();
+        let replaced = sessions.insert(user, handle);
+        metrics::gauge!(crate::telemetry::SESSIONS).set(sessions.len() as f64);
+        replaced
     }
 
     /// Forgets `user`'s session if it is still `connection`'s.
@@ -154,6 +157,7 @@ impl Hub {
             .is_some_and(|s| s.connection == connection)
         {
             sessions.remove(&user);
+            metrics::gauge!(crate::telemetry::SESSIONS).set(sessions.len() as f64);
         }
     }
 

@@ -13,10 +13,12 @@ pub mod convert;
 pub mod discovery;
 pub mod handlers;
 pub mod hub;
+pub mod lease;
 pub mod limits;
 pub mod push;
 pub mod sends;
 pub mod session;
+pub mod telemetry;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,8 +28,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use proto::account::account_client::AccountClient;
-use proto::account::{RegisterGatewayRequest, RenewLeaseRequest};
-use proto::common::ErrorCode as ServiceCode;
 use proto::gateway::push_server::PushServer;
 use proto::internal::{Authenticated, InternalKey};
 use proto::message::message_client::MessageClient;
@@ -57,18 +57,6 @@ pub const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pause after a failed `accept` (out of file descriptors and the like), instead of spinning.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Tries at registering with account-svc at start-up, with growing pauses between them.
-pub const REGISTER_ATTEMPTS: u32 = 50;
-
-/// The first pause between registration tries; it doubles up to [`REGISTER_BACKOFF_MAX`].
-pub const REGISTER_BACKOFF: Duration = Duration::from_millis(100);
-
-/// The longest pause between registration tries.
-pub const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-/// The shortest lease the gateway accepts (renewed at a third of it).
-pub const MIN_LEASE: Duration = Duration::from_secs(1);
 
 /// Registrations and logins one IP address may make at once before the rate applies.
 pub const AUTH_BURST: u32 = 10;
@@ -387,6 +375,7 @@ pub async fn serve(
         .gateway_id
         .clone()
         .unwrap_or_else(|| format!("gw-{:016x}", session::random_u63()));
+    telemetry::register();
     let pool = Arc::new(EphemeralPool::new(EPHEMERAL_POOL).context("DH key pool")?);
     let hub = Hub::default();
     let (stop, stopping) = watch::channel(false);
@@ -420,13 +409,21 @@ pub async fn serve(
     });
 
     let mut push_stopping = stopping.clone();
+    // Not serving until registered: a health check must not route clients here before then.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     let push_server = tokio::spawn(
         tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .layer(ops::metrics::RpcMetricsLayer)
             .add_service(InterceptedService::new(
                 PushServer::new(push::PushService::new(hub.clone()))
                     .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES),
                 shared.services.key.require(),
             ))
+            .add_service(health_service)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.push),
                 async move {
@@ -434,15 +431,32 @@ pub async fn serve(
                 },
             ),
     );
-    let lease = register(&shared, &push_addr).await?;
-    let renewer = tokio::spawn(renew_lease(shared.clone(), push_addr, lease));
+    // A stop asked for while account-svc is still out of reach ends the wait at once.
+    tokio::pin!(shutdown);
+    let lease = tokio::select! {
+        lease = lease::register(&shared, &push_addr) => lease?,
+        () = &mut shutdown => {
+            tracing::info!("gateway stopping before it registered");
+            stop.send_replace(true);
+            let _ = push_server.await;
+            return Ok(());
+        }
+    };
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let renewer = tokio::spawn(lease::renew(
+        shared.clone(),
+        push_addr,
+        lease,
+        health.clone(),
+    ));
 
     let connections = Arc::new(Semaphore::new(
         shared.config.max_connections.clamp(1, MAX_PERMITS),
     ));
     let mut sessions = JoinSet::new();
     let mut refusals = limits::RefusalLog::default();
-    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listeners.clients.accept() => match accepted {
@@ -470,13 +484,18 @@ pub async fn serve(
             continue;
         };
         let shared = shared.clone();
+        let open = telemetry::ConnectionOpen::accepted();
         sessions.spawn(async move {
             session::run(shared, stream, peer, pending).await;
-            drop((slot, permit));
+            drop((slot, permit, open));
         });
     }
 
     tracing::info!(sessions = hub.len(), "gateway stopping; draining sessions");
+    renewer.abort();
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     stop.send_replace(true);
     for session in hub.all() {
         session.outbound.end(SHUTTING_DOWN);
@@ -492,70 +511,8 @@ pub async fn serve(
         );
         sessions.abort_all();
     }
-    renewer.abort();
     let _ = push_server.await;
     Ok(())
-}
-
-/// Registers this gateway with account-svc, retrying while account-svc is starting.
-async fn register(shared: &Shared, push_addr: &str) -> anyhow::Result<Duration> {
-    let mut delay = REGISTER_BACKOFF;
-    let mut attempts = 0;
-    loop {
-        let mut account = shared.services.account.clone();
-        let request = RegisterGatewayRequest {
-            gateway_id: shared.gateway_id.clone(),
-            push_addr: push_addr.to_owned(),
-        };
-        match account.register_gateway(request).await {
-            Ok(response) => {
-                let lease = Duration::from_millis(response.into_inner().lease_ms).max(MIN_LEASE);
-                tracing::info!(gateway_id = %shared.gateway_id, push_addr, ?lease, "gateway registered");
-                return Ok(lease);
-            }
-            Err(status) if attempts < REGISTER_ATTEMPTS => {
-                tracing::warn!(code = ?status.code(), "account-svc not ready; retrying");
-                attempts += 1;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(REGISTER_BACKOFF_MAX);
-            }
-            Err(status) => {
-                anyhow::bail!("cannot register the gateway with account-svc: {status}")
-            }
-        }
-    }
-}
-
-/// Renews the lease at a third of its length. If account-svc forgot this gateway (its lease
-/// expired and its sessions were taken offline), it registers again and closes its sessions,
-/// whose clients reconnect and log in again.
-async fn renew_lease(shared: Arc<Shared>, push_addr: String, mut lease: Duration) {
-    loop {
-        tokio::time::sleep(lease / 3).await;
-        let mut account = shared.services.account.clone();
-        let renewed = account
-            .renew_lease(RenewLeaseRequest {
-                gateway_id: shared.gateway_id.clone(),
-            })
-            .await;
-        match renewed {
-            Ok(response) => {
-                lease = Duration::from_millis(response.into_inner().lease_ms).max(MIN_LEASE);
-            }
-            Err(status) if proto::error_code(&status) == ServiceCode::UnknownGateway => {
-                tracing::warn!("lease expired; registering again and closing sessions");
-                for session in shared.hub.all() {
-                    session
-                        .outbound
-                        .end("the server lost track of this session");
-                }
-                if let Ok(renewed) = register(&shared, &push_addr).await {
-                    lease = renewed;
-                }
-            }
-            Err(status) => tracing::warn!(code = ?status.code(), "lease renewal failed"),
-        }
-    }
 }
 
 /// Binds a listener with the default backlog, with the address in the error.

@@ -23,8 +23,10 @@ struct Cli {
     /// Address the services push to (gRPC).
     #[arg(long, env = "UCHAT_PUSH_LISTEN", default_value = "127.0.0.1:7010")]
     push_listen: SocketAddr,
-    /// The push address the services should use, when it differs from the listening address
-    /// (behind NAT or in containers), e.g. `gateway:7010`.
+    /// The push address the services should use, e.g. `gateway-2:7010`. By default the
+    /// listening address, or, when listening on every interface (`0.0.0.0`, as in a
+    /// container), this host's address on the route to account-svc, so replicas of a scaled
+    /// gateway each advertise their own.
     #[arg(long, env = "UCHAT_PUSH_ADVERTISE")]
     push_advertise: Option<String>,
     /// account-svc's URL.
@@ -52,6 +54,10 @@ struct Cli {
     /// come and go are balanced over without a restart. Default 5000.
     #[arg(long, env = "UCHAT_RESOLVE_EVERY_MS", default_value_t = gateway::DEFAULT_RESOLVE_EVERY_MS)]
     resolve_every_ms: u64,
+    /// A file in the /etc/hosts format listing message-svc's replicas (one line per
+    /// address), read again at every resolution; names it does not list go to DNS.
+    #[arg(long, env = "UCHAT_HOSTS_FILE")]
+    hosts_file: Option<PathBuf>,
     /// The server's long-term key (created with mode 0600 on first start). Every gateway of
     /// one deployment uses the same key, so clients see one server.
     #[arg(
@@ -68,6 +74,8 @@ struct Cli {
     #[arg(long, env = "UCHAT_INTERNAL_KEY_FILE")]
     internal_key_file: PathBuf,
     #[command(flatten)]
+    metrics: ops::metrics::Args,
+    #[command(flatten)]
     config: gateway::Config,
 }
 
@@ -78,16 +86,21 @@ async fn main() -> anyhow::Result<()> {
     // Caught from now on: a SIGTERM during start-up still stops cleanly.
     let stop = ops::shutdown_signal();
     ops::init_logging().map_err(anyhow::Error::msg)?;
+    cli.metrics.serve()?;
     let (identity, created) =
         ServerIdentity::load_or_generate(&cli.server_key, &cli.server_name)
             .with_context(|| format!("server key {}", cli.server_key.display()))?;
     if created {
         tracing::info!(path = %cli.server_key.display(), "created the server key");
     }
+    let push = gateway::bind(cli.push_listen).await?;
+    let push_advertise =
+        gateway::lease::push_address(push.local_addr()?, cli.push_advertise, &cli.account_url)
+            .await?;
     let listeners = gateway::Listeners {
         clients: gateway::bind_with_backlog(cli.listen, cli.config.listen_backlog)?,
-        push: gateway::bind(cli.push_listen).await?,
-        push_advertise: cli.push_advertise,
+        push,
+        push_advertise: Some(push_advertise),
     };
     println!(
         "gateway listening on {} (server fingerprint {})",
@@ -95,7 +108,11 @@ async fn main() -> anyhow::Result<()> {
         identity.fingerprint()
     );
     let key = proto::internal::InternalKey::load(&cli.internal_key_file)?;
-    let services = gateway::Services::connect_lazy(
+    let resolver = match cli.hosts_file {
+        Some(path) => gateway::discovery::Resolver::File(gateway::discovery::HostsFile(path)),
+        None => gateway::discovery::Resolver::Dns,
+    };
+    let services = gateway::Services::connect_with(
         &gateway::ServiceUrls {
             account: cli.account_url,
             social: cli.social_url,
@@ -103,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
             resolve_every: std::time::Duration::from_millis(cli.resolve_every_ms.max(1)),
         },
         key,
+        resolver,
     )?;
     gateway::serve(listeners, Arc::new(identity), services, cli.config, stop).await
 }

@@ -97,6 +97,7 @@ async fn lane(
     let mut batch = Vec::with_capacity(batch_max);
     while jobs.recv_many(&mut batch, batch_max).await > 0 {
         let (sends, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        metrics::histogram!(crate::telemetry::SEND_BATCH_SIZE).record(sends.len() as f64);
         match send_batch(&mut client, &sends, timeout).await {
             Ok(response) => {
                 let mut outcomes = response.outcomes.into_iter();
@@ -136,6 +137,7 @@ async fn send_batch(
     let mut last = unavailable();
     for attempt in 1..=SEND_ATTEMPTS {
         if attempt > 1 {
+            metrics::counter!(crate::telemetry::SEND_RETRIES).increment(1);
             tokio::time::sleep(SEND_RETRY_BACKOFF * 2u32.pow(attempt - 2)).await;
         }
         // A copy per call: tonic takes the request, and the next attempt needs the sends.

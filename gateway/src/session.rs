@@ -23,6 +23,7 @@ use crate::Shared;
 use crate::budget::Budget;
 use crate::handlers;
 use crate::hub::{Outbound, SLOW_READER, SessionHandle};
+use crate::telemetry;
 
 /// Bytes queued for one write before the writer flushes, so a burst goes out in few writes.
 const FLUSH_AT: usize = 256 * 1024;
@@ -102,12 +103,17 @@ pub async fn run(
     );
     let timeout = Duration::from_millis(shared.config.handshake_timeout_ms);
     let connection = match tokio::time::timeout(timeout, handshake).await {
-        Ok(Ok(connection)) => connection,
+        Ok(Ok(connection)) => {
+            telemetry::handshake("ok");
+            connection
+        }
         Ok(Err(err)) => {
+            telemetry::handshake("failed");
             tracing::debug!(%peer, %err, "handshake failed");
             return;
         }
         Err(_) => {
+            telemetry::handshake("timeout");
             tracing::debug!(%peer, "handshake timed out");
             return;
         }
@@ -203,10 +209,13 @@ pub async fn run(
                     _ = closed.changed() => break,
                     reservation = conn.outbound.budget.reserve(bound) => reservation,
                 };
+                let kind = handlers::kind(&body);
+                let started = tokio::time::Instant::now();
                 let answer = handlers::dispatch(&conn, current, body).await;
                 let conn = conn.clone();
                 tokio::spawn(async move {
                     let result = answer.await;
+                    telemetry::request(kind, result.is_ok(), started.elapsed());
                     conn.outbound
                         .answer(ServerMessage::Response { id, result }, reservation);
                     drop(permit);

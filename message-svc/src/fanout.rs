@@ -29,6 +29,11 @@ pub struct Fanout {
     pub members: Arc<Vec<i64>>,
 }
 
+/// Stored messages waiting to be pushed (sampled as each batch is taken).
+pub const FANOUT_QUEUE: &str = "uchat_message_fanout_queue";
+/// Stored messages not pushed because the fan-out queue was full (their recipients sync).
+pub const FANOUT_DROPPED: &str = "uchat_message_fanout_dropped_total";
+
 /// The queue into the fan-out task. Never waits: a message that does not fit is left to sync.
 #[derive(Debug, Clone)]
 pub struct FanoutQueue(mpsc::Sender<Fanout>);
@@ -44,6 +49,7 @@ impl FanoutQueue {
     /// Queues `fanout`; drops it (with a debug line) when the queue is full.
     pub fn push(&self, fanout: Fanout) {
         if self.0.try_send(fanout).is_err() {
+            metrics::counter!(FANOUT_DROPPED).increment(1);
             tracing::debug!("fan-out queue full; recipients will sync");
         }
     }
@@ -53,6 +59,7 @@ async fn run(db: DatabaseConnection, push: Pusher, mut jobs: mpsc::Receiver<Fano
     let rounds = Arc::new(Semaphore::new(FANOUT_CONCURRENCY));
     let mut batch = Vec::new();
     while jobs.recv_many(&mut batch, FANOUT_BATCH_MAX).await > 0 {
+        metrics::gauge!(FANOUT_QUEUE).set(jobs.len() as f64);
         let recipients: BTreeSet<i64> = batch
             .iter()
             .flat_map(|f| {

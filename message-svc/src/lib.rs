@@ -121,11 +121,11 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let router = tonic::transport::Server::builder().add_service(service(
-        db,
+    let router = service_kit::server().add_service(service(
+        db.clone(),
         Arc::new(config),
         Pusher::new(key.clone()),
         &key,
     ));
-    service_kit::serve_router(router, listener, shutdown).await
+    service_kit::serve_router(router, listener, &db, shutdown).await
 }

@@ -22,6 +22,8 @@ struct Cli {
     #[arg(long, env = "UCHAT_INTERNAL_KEY_FILE")]
     internal_key_file: std::path::PathBuf,
     #[command(flatten)]
+    metrics: ops::metrics::Args,
+    #[command(flatten)]
     config: message_svc::Config,
 }
 
@@ -36,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         &cli.database_url,
         cli.listen,
         &cli.internal_key_file,
+        &cli.metrics,
     )
     .await?;
     message_svc::serve(start.listener, start.db, start.key, cli.config, stop).await?;

@@ -67,6 +67,11 @@ pub struct Stored {
     pub fresh: bool,
 }
 
+/// Messages waiting for the writer (sampled as each batch is taken).
+pub const WRITER_QUEUE: &str = "uchat_message_writer_queue";
+/// Messages stored per transaction.
+pub const WRITER_BATCH_SIZE: &str = "uchat_message_writer_batch_size";
+
 /// Runs the writer until every sender handle is dropped.
 pub async fn run(
     db: DatabaseConnection,
@@ -91,6 +96,8 @@ pub async fn run(
                 }
             }
         }
+        metrics::histogram!(WRITER_BATCH_SIZE).record(batch.len() as f64);
+        metrics::gauge!(WRITER_QUEUE).set(jobs.len() as f64);
         match commit(&db, &batch).await {
             Ok(results) => {
                 for (job, outcome) in batch.into_iter().zip(results) {

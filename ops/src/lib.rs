@@ -1,7 +1,12 @@
 //! What every Uchat server process (`uchat-server`, the services, the gateway) does the same
-//! way, so an operator learns it once: how it logs, and how it stops.
+//! way, so an operator learns it once: how it logs, what it measures ([`metrics`]), and how
+//! it stops.
 //!
 //! It holds no rule of the product and reaches no database: the gateway depends on it too.
+
+pub mod metrics;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::io::IsTerminal;
 

@@ -41,6 +41,8 @@ struct Cli {
     /// The server's name in its certificate (used when the key is first created).
     #[arg(long, env = "UCHAT_SERVER_NAME", default_value = "uchat")]
     server_name: String,
+    #[command(flatten)]
+    metrics: ops::metrics::Args,
     #[command(flatten, next_help_heading = "Accounts")]
     account: account_svc::Config,
     #[command(flatten, next_help_heading = "Messages")]
@@ -77,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // Caught from now on: a SIGTERM during start-up still stops cleanly.
     let stop = ops::shutdown_signal();
+    cli.metrics.serve()?;
     let options = server::Options {
         data_dir: cli.data_dir.clone(),
         listen: cli.listen,

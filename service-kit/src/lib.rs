@@ -1,12 +1,13 @@
 //! Plumbing shared by the three gRPC services, so each service's crate holds only its own
 //! rules and storage: connecting to the database, stamping a failed status with its
 //! [`ErrorCode`](proto::common::ErrorCode), pushing to gateways, and serving on a bound
-//! listener until a shutdown future resolves.
+//! listener until a shutdown future resolves, with health ([`health`]) and per-call metrics.
 //!
 //! It is not a service and owns no table: it reads `gateways` and `sessions` (account-svc's)
 //! through `entity` to find where to push.
 
 pub mod db;
+pub mod health;
 pub mod membership;
 pub mod push;
 pub mod status;
@@ -15,9 +16,12 @@ pub mod testing;
 
 use std::future::Future;
 
+use ops::metrics::RpcMetricsLayer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
 use tonic::transport::server::Router;
+use tower::layer::util::{Identity, Stack};
 
 /// What a service binary needs before it serves: its database, its bound listener and the
 /// internal key its callers must present.
@@ -30,15 +34,17 @@ pub struct Startup {
     pub key: proto::internal::InternalKey,
 }
 
-/// Sets up logging, reads the internal key, connects to `database_url` and binds `listen`,
-/// with errors that say which step failed.
+/// Sets up logging and metrics, reads the internal key, connects to `database_url` and binds
+/// `listen`, with errors that say which step failed.
 pub async fn start_service(
     name: &str,
     database_url: &str,
     listen: std::net::SocketAddr,
     key_file: &std::path::Path,
+    metrics: &ops::metrics::Args,
 ) -> Result<Startup, StartupError> {
     ops::init_logging().map_err(StartupError::Logging)?;
+    metrics.serve()?;
     let key = proto::internal::InternalKey::load(key_file)?;
     let db = db::connect(database_url)
         .await
@@ -65,6 +71,9 @@ pub enum StartupError {
     /// The internal key file is missing or malformed.
     #[error(transparent)]
     Key(#[from] proto::internal::KeyError),
+    /// The metrics address is taken or not ours.
+    #[error(transparent)]
+    Metrics(#[from] ops::metrics::MetricsError),
 }
 
 /// Returns the current time in Unix milliseconds (0 before 1970).
@@ -75,15 +84,28 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The server every service is built on: `TCP_NODELAY` on its sockets (without it a small
+/// answer can wait for the peer's delayed acknowledgement, tens of milliseconds), and every
+/// call counted and timed ([`ops::metrics::RpcMetricsLayer`]).
+pub fn server() -> Server<Stack<RpcMetricsLayer, Identity>> {
+    Server::builder().tcp_nodelay(true).layer(RpcMetricsLayer)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight calls.
+/// The server also answers gRPC health checks: `SERVING` while `db` answers ([`health`]).
 pub async fn serve_router(
-    router: Router,
+    router: Router<Stack<RpcMetricsLayer, Identity>>,
     listener: TcpListener,
+    db: &sea_orm::DatabaseConnection,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    router
+    let (health, prober) = health::database_health(db.clone());
+    let served = router
+        .add_service(health)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
+        .await;
+    prober.abort();
+    served
 }
 
 /// Normalises a name (username, room name) to NFC, as it is stored and shown.

@@ -259,11 +259,9 @@ impl RecordingGateway {
             gateway.clone(),
             internal_key().require(),
         ));
-        tokio::spawn(crate::serve_router(
-            router,
-            listener,
-            std::future::pending(),
-        ));
+        tokio::spawn(
+            router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
         (gateway, addr)
     }
 

@@ -41,10 +41,7 @@ pub async fn serve(
     key: InternalKey,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let router = tonic::transport::Server::builder().add_service(service(
-        db,
-        Pusher::new(key.clone()),
-        &key,
-    ));
-    service_kit::serve_router(router, listener, shutdown).await
+    let router =
+        service_kit::server().add_service(service(db.clone(), Pusher::new(key.clone()), &key));
+    service_kit::serve_router(router, listener, &db, shutdown).await
 }

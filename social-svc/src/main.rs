@@ -17,6 +17,8 @@ struct Cli {
     /// `openssl rand -hex 32`); every Uchat process of one deployment reads the same one.
     #[arg(long, env = "UCHAT_INTERNAL_KEY_FILE")]
     internal_key_file: std::path::PathBuf,
+    #[command(flatten)]
+    metrics: ops::metrics::Args,
 }
 
 #[tokio::main]
@@ -29,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         &cli.database_url,
         cli.listen,
         &cli.internal_key_file,
+        &cli.metrics,
     )
     .await?;
     social_svc::serve(start.listener, start.db, start.key, stop).await?;

@@ -41,7 +41,10 @@ fn check_public_key(public_key: &[u8]) -> Result<(), Error> {
 pub async fn register(conn: &Conn, register: Register) -> Result<Response, Error> {
     let shared = &conn.shared;
     if !shared.limits.auth.allow(&conn.peer.ip()) {
-        return Err(rate_limited("registrations and logins from this address"));
+        return Err(rate_limited(
+            "auth",
+            "registrations and logins from this address",
+        ));
     }
     check_public_key(&register.public_key)?;
     let request = RegisterRequest {
@@ -69,7 +72,10 @@ pub async fn register(conn: &Conn, register: Register) -> Result<Response, Error
 pub async fn login(conn: &Conn, login: Login) -> Result<(Session, LoginBundle), Error> {
     let shared = &conn.shared;
     if !shared.limits.auth.allow(&conn.peer.ip()) {
-        return Err(rate_limited("registrations and logins from this address"));
+        return Err(rate_limited(
+            "auth",
+            "registrations and logins from this address",
+        ));
     }
     let request = LoginRequest {
         username: login.username,
@@ -161,7 +167,10 @@ pub async fn change_password(
 ) -> Result<Response, Error> {
     let shared = &cx.conn.shared;
     if !shared.limits.auth.allow(&cx.conn.peer.ip()) {
-        return Err(rate_limited("registrations and logins from this address"));
+        return Err(rate_limited(
+            "auth",
+            "registrations and logins from this address",
+        ));
     }
     let mut account = shared.services.account.clone();
     let request = ChangePasswordRequest {

@@ -18,7 +18,7 @@ const MESSAGE_OVERHEAD: usize = 64;
 pub async fn send(cx: Ctx, send: SendMessage) -> Answer {
     let shared = &cx.conn.shared;
     if !shared.limits.messages.allow(&cx.user_id()) {
-        return ready(Err(rate_limited("messages")));
+        return ready(Err(rate_limited("messages", "messages")));
     }
     let conversation = send.conversation;
     let request = SendRequest {

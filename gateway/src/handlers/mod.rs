@@ -127,6 +127,39 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &Session, body: Request) -> Ans
     }
 }
 
+/// The request's name in the metrics.
+pub fn kind(body: &Request) -> &'static str {
+    match body {
+        Request::Register(_) => "register",
+        Request::Login(_) => "login",
+        Request::Logout => "logout",
+        Request::Ping { .. } => "ping",
+        Request::SearchUsers { .. } => "search_users",
+        Request::AddFriend { .. } => "add_friend",
+        Request::ResolveFriendRequest { .. } => "resolve_friend_request",
+        Request::DeleteFriend { .. } => "delete_friend",
+        Request::CreateRoom { .. } => "create_room",
+        Request::JoinRoom { .. } => "join_room",
+        Request::RoomMembers { .. } => "room_members",
+        Request::GetCertificates { .. } => "get_certificates",
+        Request::SendMessage(_) => "send_message",
+        Request::Sync { .. } => "sync",
+        Request::AckDelivered { .. } => "ack_delivered",
+        Request::AckRead { .. } => "ack_read",
+        Request::History { .. } => "history",
+        Request::UploadStart { .. } => "upload_start",
+        Request::UploadChunk { .. } => "upload_chunk",
+        Request::UploadStatus { .. } => "upload_status",
+        Request::Download { .. } => "download",
+        Request::Contacts => "contacts",
+        Request::Prelogin { .. } => "prelogin",
+        Request::FetchPrivateKey => "fetch_private_key",
+        Request::StorePrivateKey(_) => "store_private_key",
+        Request::ChangePassword { .. } => "change_password",
+        Request::ResetKey { .. } => "reset_key",
+    }
+}
+
 /// Answers a request read before login (`Login` itself is the session loop's: it changes the
 /// connection's state).
 pub async fn before_login(conn: &Conn, body: Request) -> Result<Response, Error> {
@@ -149,7 +182,10 @@ fn already_logged_in() -> Error {
     )
 }
 
-fn rate_limited(what: &str) -> Error {
+/// The refusal of a request over the rate `limit` (its name in the metrics), telling the
+/// user `what` they did too much of.
+fn rate_limited(limit: &'static str, what: &str) -> Error {
+    crate::telemetry::rate_limited(limit);
     Error::new(
         ErrorCode::RateLimited,
         format!("too many {what}; wait a little and try again"),

@@ -14,7 +14,7 @@ pub async fn search_users(cx: Ctx, query: String) -> Result<Response, Error> {
     let shared = &cx.conn.shared;
     let user_id = cx.user_id();
     if !shared.limits.searches.allow(&user_id) {
-        return Err(rate_limited("searches"));
+        return Err(rate_limited("searches", "searches"));
     }
     let request = SearchUsersRequest {
         user_id,
@@ -32,7 +32,7 @@ pub async fn add_friend(cx: Ctx, user: UserId) -> Result<Response, Error> {
     let shared = &cx.conn.shared;
     let user_id = cx.user_id();
     if !shared.limits.friend_requests.allow(&user_id) {
-        return Err(rate_limited("friend requests"));
+        return Err(rate_limited("friend_requests", "friend requests"));
     }
     let request = AddFriendRequest {
         user_id,
