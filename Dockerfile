@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image with every server binary of Uchat: uchat-server (all in one process), the three
-# services, the gateway and migrate. docker-compose.yml runs the split stack from it.
+# services, the gateway, migrate, and uchat-health (the containers' health check). docker-compose.yml runs the split stack from it.
 
 # --- build -----------------------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS build
@@ -9,10 +9,11 @@ COPY . .
 # Only the server binaries: the desktop client and its GUI libraries stay out of the image.
 RUN cargo build --release --locked \
         --bin uchat-server --bin account-svc --bin social-svc --bin message-svc \
-        --bin gateway --bin migrate \
+        --bin gateway --bin migrate --bin uchat-health \
  && mkdir /out \
  && cp target/release/uchat-server target/release/account-svc target/release/social-svc \
-       target/release/message-svc target/release/gateway target/release/migrate /out/
+       target/release/message-svc target/release/gateway target/release/migrate \
+       target/release/uchat-health /out/
 
 # --- run -------------------------------------------------------------------------------
 FROM debian:bookworm-slim

@@ -5,8 +5,8 @@ The Compose specification itself is checked by check-jsonschema (`.ci/run`); thi
 the schema cannot know:
 
 - every `depends_on` names a service of the file;
-- every command of a service built from this repository is a binary the Dockerfile puts in
-  the image;
+- every command of a service built from this repository, and every health check it runs, is
+  a binary the Dockerfile puts in the image;
 - every UCHAT_* and DATABASE_URL setting given to such a service is one that binary reads
   (it appears as `[env: NAME=` in the binary's `--help`).
 
@@ -66,6 +66,9 @@ def main() -> int:
         if not path.exists():
             problems.append(f"{name}: {path} is not built; build the binaries first")
             continue
+        test = (service.get("healthcheck") or {}).get("test") or []
+        if test[:1] == ["CMD"] and len(test) > 1 and test[1] not in built:
+            problems.append(f"{name}: health check runs `{test[1]}`, which the image lacks")
         known = env_names(path) | PROCESS_WIDE
         for key in service.get("environment") or {}:
             if (key.startswith("UCHAT_") or key == "DATABASE_URL") and key not in known:
