@@ -1,6 +1,10 @@
 //! Uchat's end-to-end tests: the whole stack started in-process exactly as `uchat-server`
 //! starts it (real TCP, real gRPC between the services, a real SQLite file), driven by real
-//! clients from `client-core`.
+//! clients from `client-core`; and the split stack's real binaries as processes
+//! ([`processes`]).
+
+pub mod processes;
+pub mod split;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
