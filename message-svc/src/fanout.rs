@@ -1,24 +1,39 @@
 //! Fan-out: pushing freshly stored messages to the gateways that hold their recipients.
 //!
-//! One task does it, in batches like the writer: it takes what is queued, finds the live
-//! sessions of all the recipients with one query, and makes one `Deliver` call per gateway.
-//! It is best effort by design: the messages are already committed, so a full queue, a failed
-//! query or a gateway that does not answer costs only liveness (the recipient syncs).
+//! The writer queues each fresh message right after its commit, in the order it stored them.
+//! One task takes what is queued (in batches, like the writer), finds the live sessions of all
+//! the recipients with one query, and hands each gateway its part of the round on that
+//! gateway's **lane**: a task making that gateway's `Deliver` calls one after another. So a
+//! gateway receives one replica's messages in seq order, and one slow gateway holds up only
+//! its own lane.
+//!
+//! It is best effort by design: the messages are already committed, so a full queue or lane,
+//! a failed query or a gateway that does not answer costs only liveness (the recipient syncs;
+//! client-core also fetches what a gap shows missing). Both the queue and each lane are
+//! bounded in bytes as well as in count ([`FANOUT_QUEUE_MAX_BYTES`], [`LANE_MAX_BYTES`]), so a
+//! burst of large messages to a stalled gateway cannot make the service hold more memory than
+//! that; what does not fit is dropped and counted ([`FANOUT_DROPPED`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proto::message::StoredMessage;
 use sea_orm::DatabaseConnection;
-use service_kit::push::{Pusher, live_sessions};
-use tokio::sync::{Semaphore, mpsc};
+use service_kit::push::{LiveSession, Pusher, live_sessions};
+use tokio::sync::mpsc;
 
 /// Most messages one fan-out round takes from its queue.
 pub const FANOUT_BATCH_MAX: usize = 1024;
 
-/// Most rounds whose `Deliver` calls may be in flight at once, so one slow gateway does not
-/// hold up every other recipient.
-pub const FANOUT_CONCURRENCY: usize = 8;
+/// Most envelope bytes waiting in the fan-out queue.
+pub const FANOUT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Rounds waiting on one gateway's lane.
+pub const LANE_ROUNDS: usize = 64;
+
+/// Most envelope bytes waiting on one gateway's lane.
+pub const LANE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// A stored message and who should get it.
 #[derive(Debug)]
@@ -36,29 +51,58 @@ pub const FANOUT_DROPPED: &str = "uchat_message_fanout_dropped_total";
 
 /// The queue into the fan-out task. Never waits: a message that does not fit is left to sync.
 #[derive(Debug, Clone)]
-pub struct FanoutQueue(mpsc::Sender<Fanout>);
+pub struct FanoutQueue {
+    queue: mpsc::Sender<Fanout>,
+    bytes: Arc<AtomicUsize>,
+}
 
 impl FanoutQueue {
     /// Starts the fan-out task with room for `capacity` waiting messages.
     pub fn start(db: DatabaseConnection, push: Pusher, capacity: usize) -> Self {
         let (queue, jobs) = mpsc::channel(capacity.max(1));
-        tokio::spawn(run(db, push, jobs));
-        Self(queue)
+        let bytes = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(db, push, jobs, bytes.clone()));
+        Self { queue, bytes }
     }
 
-    /// Queues `fanout`; drops it (with a debug line) when the queue is full.
+    /// Queues `fanout`; drops it (counted) when the queue is full in count or bytes.
     pub fn push(&self, fanout: Fanout) {
-        if self.0.try_send(fanout).is_err() {
-            metrics::counter!(FANOUT_DROPPED).increment(1);
-            tracing::debug!("fan-out queue full; recipients will sync");
+        let size = fanout.message.envelope.len();
+        if !take(&self.bytes, size, FANOUT_QUEUE_MAX_BYTES) {
+            dropped(1, "fan-out queue full");
+            return;
+        }
+        if self.queue.try_send(fanout).is_err() {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            dropped(1, "fan-out queue full");
         }
     }
 }
 
-async fn run(db: DatabaseConnection, push: Pusher, mut jobs: mpsc::Receiver<Fanout>) {
-    let rounds = Arc::new(Semaphore::new(FANOUT_CONCURRENCY));
+/// Counts `size` into `held` unless that would pass `max`.
+fn take(held: &AtomicUsize, size: usize, max: usize) -> bool {
+    held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+        now.checked_add(size).filter(|total| *total <= max)
+    })
+    .is_ok()
+}
+
+fn dropped(messages: usize, why: &str) {
+    metrics::counter!(FANOUT_DROPPED).increment(messages as u64);
+    tracing::debug!(messages, "{why}; recipients will sync");
+}
+
+async fn run(
+    db: DatabaseConnection,
+    push: Pusher,
+    mut jobs: mpsc::Receiver<Fanout>,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut lanes = Lanes::new(push);
     let mut batch = Vec::new();
     while jobs.recv_many(&mut batch, FANOUT_BATCH_MAX).await > 0 {
+        let taken: usize = batch.iter().map(|f| f.message.envelope.len()).sum();
+        queued.fetch_sub(taken, Ordering::Relaxed);
         metrics::gauge!(FANOUT_QUEUE).set(jobs.len() as f64);
         let recipients: BTreeSet<i64> = batch
             .iter()
@@ -79,32 +123,84 @@ async fn run(db: DatabaseConnection, push: Pusher, mut jobs: mpsc::Receiver<Fano
                 continue;
             }
         };
-        if sessions.is_empty() {
-            batch.clear();
-            continue;
-        }
-        let mut by_user: HashMap<i64, Vec<_>> = HashMap::new();
+        let mut by_user: HashMap<i64, Vec<LiveSession>> = HashMap::new();
         for session in sessions {
             by_user.entry(session.user_id).or_default().push(session);
         }
-        let mut deliveries = Vec::new();
+        // Each gateway's deliveries, in the order the messages were stored.
+        let mut by_gateway: HashMap<String, Round> = HashMap::new();
         for fanout in batch.drain(..) {
             for member in fanout.members.iter() {
                 if service_kit::wire_id(*member) == fanout.message.sender_id {
                     continue;
                 }
                 for session in by_user.get(member).into_iter().flatten() {
-                    deliveries.push((session.clone(), fanout.message.clone()));
+                    let round = by_gateway.entry(session.push_addr.clone()).or_default();
+                    round.bytes += fanout.message.envelope.len();
+                    round
+                        .deliveries
+                        .push((session.clone(), fanout.message.clone()));
                 }
             }
         }
-        let Ok(round) = rounds.clone().acquire_owned().await else {
-            return;
-        };
-        let push = push.clone();
-        tokio::spawn(async move {
-            push.deliver(deliveries).await;
-            drop(round);
+        for (gateway, round) in by_gateway {
+            lanes.send(gateway, round);
+        }
+    }
+}
+
+/// One gateway's part of a round.
+#[derive(Default)]
+struct Round {
+    deliveries: Vec<(LiveSession, StoredMessage)>,
+    bytes: usize,
+}
+
+/// A lane's way in, and the bytes waiting on it.
+struct Lane {
+    rounds: mpsc::Sender<Round>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// Every gateway's lane, started on the first round for it.
+struct Lanes {
+    push: Pusher,
+    lanes: HashMap<String, Lane>,
+}
+
+impl Lanes {
+    fn new(push: Pusher) -> Self {
+        Self {
+            push,
+            lanes: HashMap::new(),
+        }
+    }
+
+    /// Queues `round` on `gateway`'s lane; drops it (counted) when the lane is full.
+    fn send(&mut self, gateway: String, round: Round) {
+        let push = &self.push;
+        let lane = self.lanes.entry(gateway).or_insert_with(|| {
+            let (rounds, queue) = mpsc::channel(LANE_ROUNDS);
+            let bytes = Arc::new(AtomicUsize::new(0));
+            tokio::spawn(lane(push.clone(), queue, bytes.clone()));
+            Lane { rounds, bytes }
         });
+        let (count, size) = (round.deliveries.len(), round.bytes);
+        if !take(&lane.bytes, size, LANE_MAX_BYTES) {
+            dropped(count, "a gateway's fan-out lane is full");
+            return;
+        }
+        if lane.rounds.try_send(round).is_err() {
+            lane.bytes.fetch_sub(size, Ordering::Relaxed);
+            dropped(count, "a gateway's fan-out lane is full");
+        }
+    }
+}
+
+/// Makes one gateway's `Deliver` calls, one round after another.
+async fn lane(push: Pusher, mut rounds: mpsc::Receiver<Round>, bytes: Arc<AtomicUsize>) {
+    while let Some(round) = rounds.recv().await {
+        bytes.fetch_sub(round.bytes, Ordering::Relaxed);
+        push.deliver(round.deliveries).await;
     }
 }

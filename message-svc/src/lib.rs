@@ -102,14 +102,15 @@ pub fn service(
     key: &InternalKey,
 ) -> InterceptedService<MessageServer<MessageRpc>, Require> {
     let (jobs, queue) = mpsc::channel(config.writer_queue.max(1));
+    let fanout = FanoutQueue::start(db.clone(), push, config.fanout_queue);
     tokio::spawn(writer::run(
         db.clone(),
         queue,
+        fanout,
         config.batch_max.max(1),
         Duration::from_micros(config.batch_wait_us),
     ));
-    let fanout = FanoutQueue::start(db.clone(), push, config.fanout_queue);
-    MessageServer::with_interceptor(MessageRpc::new(db, fanout, jobs, config), key.require())
+    MessageServer::with_interceptor(MessageRpc::new(db, jobs, config), key.require())
 }
 
 /// Serves message-svc on `listener` until `shutdown` resolves. Callers, and the gateways it

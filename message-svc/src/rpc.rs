@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 use crate::Config;
 use crate::attachments;
 use crate::error::Error;
-use crate::fanout::{Fanout, FanoutQueue};
 use crate::logic;
 use crate::store;
 use crate::writer::{Job, Outcome};
@@ -27,25 +26,14 @@ pub const CLIENT_MSG_ID_LEN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct MessageRpc {
     db: DatabaseConnection,
-    fanout: FanoutQueue,
     jobs: mpsc::Sender<Job>,
     config: Arc<Config>,
 }
 
 impl MessageRpc {
     /// Makes the service around a running writer's queue.
-    pub fn new(
-        db: DatabaseConnection,
-        fanout: FanoutQueue,
-        jobs: mpsc::Sender<Job>,
-        config: Arc<Config>,
-    ) -> Self {
-        Self {
-            db,
-            fanout,
-            jobs,
-            config,
-        }
+    pub fn new(db: DatabaseConnection, jobs: mpsc::Sender<Job>, config: Arc<Config>) -> Self {
+        Self { db, jobs, config }
     }
 
     /// Checks that `user` may read and write `conversation`; returns its members.
@@ -279,9 +267,6 @@ fn progress_to_wire(progress: attachments::Progress) -> UploadProgress {
 
 /// A send handed to the writer, waiting for its commit.
 struct Pending {
-    request: SendRequest,
-    sender: i64,
-    conversation: i64,
     outcome: oneshot::Receiver<Result<Outcome, Error>>,
 }
 
@@ -307,41 +292,23 @@ impl MessageRpc {
         // envelope's recipients against the members it reads there.
         let shape = EnvelopeShape::of(&request.envelope)?;
         let (reply, outcome) = oneshot::channel();
+        // Moved, not copied: the writer stores the envelope and hands it to the fan-out.
         let job = Job {
             sender,
             conversation,
             shape,
-            client_msg_id: request.client_msg_id.clone(),
-            envelope: request.envelope.clone(),
+            client_msg_id: request.client_msg_id,
+            envelope: request.envelope,
             reply,
         };
         self.jobs.send(job).await.map_err(|_| Error::ShuttingDown)?;
-        Ok(Pending {
-            request,
-            sender,
-            conversation,
-            outcome,
-        })
+        Ok(Pending { outcome })
     }
 
-    /// Waits for a queued send's commit and hands a fresh message to the fan-out.
+    /// Waits for a queued send's commit (the writer has handed a fresh message to the
+    /// fan-out by then, in the order it stored them).
     async fn settle(&self, pending: Pending) -> Result<SendResponse, Error> {
-        let Outcome { stored, members } =
-            pending.outcome.await.map_err(|_| Error::ShuttingDown)??;
-        if stored.fresh {
-            // The message is durable; a recipient who misses the push syncs it later.
-            self.fanout.push(Fanout {
-                message: StoredMessage {
-                    conversation_id: wire_id(pending.conversation),
-                    seq: wire_id(stored.seq),
-                    sender_id: wire_id(pending.sender),
-                    client_msg_id: pending.request.client_msg_id,
-                    sent_at: wire_id(stored.sent_at),
-                    envelope: pending.request.envelope,
-                },
-                members,
-            });
-        }
+        let Outcome { stored, .. } = pending.outcome.await.map_err(|_| Error::ShuttingDown)??;
         Ok(SendResponse {
             seq: wire_id(stored.seq),
             sent_at: wire_id(stored.sent_at),

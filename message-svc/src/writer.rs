@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entity::{chat_history, conversation_head, cursor};
+use proto::message::StoredMessage;
 use protocol::e2e::EnvelopeShape;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -21,9 +22,11 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 use service_kit::membership::members_of_many;
+use service_kit::wire_id;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
+use crate::fanout::{Fanout, FanoutQueue};
 
 /// Most rows one statement inserts or looks up. Statements of at most this many rows have few
 /// distinct shapes, so the driver's prepared-statement cache keeps them all.
@@ -72,10 +75,12 @@ pub const WRITER_QUEUE: &str = "uchat_message_writer_queue";
 /// Messages stored per transaction.
 pub const WRITER_BATCH_SIZE: &str = "uchat_message_writer_batch_size";
 
-/// Runs the writer until every sender handle is dropped.
+/// Runs the writer until every sender handle is dropped. Each fresh message goes to
+/// `fanout` right after its commit, in the order stored, so pushes leave in seq order.
 pub async fn run(
     db: DatabaseConnection,
     mut jobs: mpsc::Receiver<Job>,
+    fanout: FanoutQueue,
     batch_max: usize,
     batch_wait: Duration,
 ) {
@@ -101,7 +106,31 @@ pub async fn run(
         match commit(&db, &batch).await {
             Ok(results) => {
                 for (job, outcome) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(outcome);
+                    let Job {
+                        sender,
+                        conversation,
+                        client_msg_id,
+                        envelope,
+                        reply,
+                        ..
+                    } = job;
+                    if let Ok(Outcome { stored, members }) = &outcome
+                        && stored.fresh
+                    {
+                        // Durable now; a recipient who misses the push syncs it later.
+                        fanout.push(Fanout {
+                            message: StoredMessage {
+                                conversation_id: wire_id(conversation),
+                                seq: wire_id(stored.seq),
+                                sender_id: wire_id(sender),
+                                client_msg_id,
+                                sent_at: wire_id(stored.sent_at),
+                                envelope,
+                            },
+                            members: members.clone(),
+                        });
+                    }
+                    let _ = reply.send(outcome);
                 }
             }
             Err(err) => {
