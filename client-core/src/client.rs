@@ -40,6 +40,19 @@ pub struct ClientConfig {
     /// The least password stretch accepted from a server (a server asking less could make a
     /// stolen hash cheap to guess). Default [`protocol::password::MIN_KDF`].
     pub min_kdf: protocol::password::KdfCost,
+    /// Where the local history is kept.
+    pub local_store: LocalStore,
+}
+
+/// Where a client keeps its local history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocalStore {
+    /// A SQLite file per user in the data directory: history survives a restart.
+    #[default]
+    File,
+    /// In memory, gone with the client: for load tools that measure the server, not
+    /// thousands of client databases. Everything else behaves the same.
+    Memory,
 }
 
 impl ClientConfig {
@@ -52,6 +65,7 @@ impl ClientConfig {
             auto_reconnect: true,
             trust_new_servers: true,
             min_kdf: protocol::password::MIN_KDF,
+            local_store: LocalStore::File,
         }
     }
 }

@@ -32,7 +32,7 @@ mod session;
 mod social;
 mod transfer;
 
-pub use crate::client::{Client, ClientConfig, RECONNECT_POLL};
+pub use crate::client::{Client, ClientConfig, LocalStore, RECONNECT_POLL};
 pub use crate::contacts::Contacts;
 pub use crate::error::ClientError;
 pub use crate::event::ClientEvent;

@@ -115,12 +115,17 @@ impl Client {
         key_version: u32,
         auth_key: Zeroizing<[u8; 32]>,
     ) -> Result<LoginBundle, ClientError> {
-        let store_path = self
-            .inner
-            .config
-            .data_dir
-            .join(format!("user-{}.db", bundle.me.id.0));
-        let store = Store::open(&store_path).await?;
+        let store = match self.inner.config.local_store {
+            crate::LocalStore::File => {
+                let path = self
+                    .inner
+                    .config
+                    .data_dir
+                    .join(format!("user-{}.db", bundle.me.id.0));
+                Store::open(&path).await?
+            }
+            crate::LocalStore::Memory => Store::open_in_memory().await?,
+        };
         store.put_contacts(&bundle).await?;
         for state in &bundle.conversations {
             store.mark_read(state.conversation, state.read_seq).await?;

@@ -80,15 +80,28 @@ fn unsigned(v: i64) -> u64 {
 impl Store {
     /// Opens (creating) the store at `path`.
     pub async fn open(path: &Path) -> Result<Self, ClientError> {
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let mut options = sea_orm::ConnectOptions::new(url);
-        options.max_connections(1).sqlx_logging(false);
-        let db = Database::connect(options).await?;
+        let db = Self::connect(format!("sqlite://{}?mode=rwc", path.display())).await?;
         // A local copy: the server holds the messages durably, so a crash that loses the
         // last local write costs only a re-sync. WAL with NORMAL sync avoids an fsync per
         // message.
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         db.execute_unprepared("PRAGMA synchronous=NORMAL").await?;
+        Self::with_schema(db).await
+    }
+
+    /// A store in memory, gone when dropped ([`crate::LocalStore::Memory`]).
+    pub async fn open_in_memory() -> Result<Self, ClientError> {
+        // One connection: each connection to `sqlite::memory:` is a database of its own.
+        Self::with_schema(Self::connect("sqlite::memory:".to_owned()).await?).await
+    }
+
+    async fn connect(url: String) -> Result<DatabaseConnection, ClientError> {
+        let mut options = sea_orm::ConnectOptions::new(url);
+        options.max_connections(1).sqlx_logging(false);
+        Ok(Database::connect(options).await?)
+    }
+
+    async fn with_schema(db: DatabaseConnection) -> Result<Self, ClientError> {
         for sql in SCHEMA {
             db.execute_unprepared(sql).await?;
         }

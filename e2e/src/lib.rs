@@ -227,10 +227,20 @@ pub struct TestClient {
 impl TestClient {
     /// A client of the server at `addr`, keeping its files in `dir`.
     pub async fn connect(addr: String, dir: PathBuf) -> Self {
-        let config = ClientConfig {
+        Self::connect_with(addr, dir, |_| {}).await
+    }
+
+    /// [`TestClient::connect`] with the client's settings changed by `change`.
+    pub async fn connect_with(
+        addr: String,
+        dir: PathBuf,
+        change: impl FnOnce(&mut ClientConfig),
+    ) -> Self {
+        let mut config = ClientConfig {
             min_kdf: TEST_KDF,
             ..ClientConfig::new(addr, dir.clone())
         };
+        change(&mut config);
         let (client, events) = Client::connect(config)
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));

@@ -449,3 +449,44 @@ async fn a_message_missing_below_ones_held_is_fetched_at_the_next_sync() {
         .await;
     assert_eq!(again, "m2", "m3, held already, is not told twice");
 }
+
+/// A client keeping its history in memory (what the load tool uses) chats like any other,
+/// history included, and leaves no database in its folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_its_history_in_memory_chats_and_writes_no_database() {
+    let cluster = TestCluster::start().await;
+    let amy = cluster.user("amy").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bo = e2e::TestClient::connect_with(cluster.addr(), dir.path().join("bo"), |c| {
+        c.local_store = client_core::LocalStore::Memory;
+    })
+    .await;
+    bo.id = bo.client.register(e2e::form("bo")).await.unwrap();
+    bo.login("bo").await;
+    let conversation = befriend(&amy, &bo).await;
+    for text in ["m1", "m2"] {
+        amy.client
+            .send_text(conversation, plain(text))
+            .await
+            .unwrap();
+        bo.wait_for_text(text).await;
+    }
+    let held = bo
+        .client
+        .history(conversation, protocol::Seq(0), 10)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = held.iter().filter_map(|m| text_of(&m.body)).collect();
+    assert_eq!(texts, ["m1", "m2"]);
+    let files: Vec<String> = std::fs::read_dir(&bo.dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        files.iter().all(|f| !f.ends_with(".db")),
+        "a database was written: {files:?}"
+    );
+}
