@@ -128,7 +128,8 @@ impl Pusher {
             .map_err(|err| tracing::warn!(%err, push_addr, "bad gateway push address"))
             .ok()?
             .timeout(PUSH_TIMEOUT)
-            .connect_timeout(PUSH_TIMEOUT);
+            .connect_timeout(PUSH_TIMEOUT)
+            .tcp_nodelay(true);
         // Lazy: the first call connects, so an unreachable gateway costs that call only.
         let client = PushClient::new(self.key.authenticate(endpoint.connect_lazy()))
             .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
