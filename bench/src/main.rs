@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! uchat-bench hold --server 127.0.0.1:7878      memory an attacker can make the server hold
+//! uchat-bench chat --rate 20                     latency and delivery of paced chat
 //! ```
 
+mod chat;
 mod hold;
 mod raw;
 mod rss;
@@ -36,6 +38,15 @@ enum Scenario {
     /// server returns it once they are gone. Reads the server's memory from /proc, so the
     /// server must run on this machine.
     Hold(hold::Options),
+    /// Clients in pairs chatting through the server on the real client path (end-to-end
+    /// sealed; the clients keep their history in memory): delivered messages per second,
+    /// send-to-receipt latency, and lost, duplicated and out-of-order counts, which must be
+    /// zero. Paced at --rate (open loop, latency from each send's scheduled time) or flat out
+    /// with --window sends in flight per sender. Start the server with limits that let the
+    /// load through, e.g. `uchat-server --messages-per-minute 1000000 --auth-per-minute
+    /// 100000 --client-kdf-memory-kib 8 --client-kdf-iterations 1 --argon2-memory-kib 1024
+    /// --argon2-iterations 1` (registration and login costs are the `login` scenario's).
+    Chat(chat::Options),
 }
 
 #[tokio::main]
@@ -45,6 +56,14 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("uchat-bench only talks to loopback addresses (127.0.0.0/8, ::1)");
     }
     match &cli.scenario {
+        Scenario::Chat(options) => {
+            let report = chat::run(cli.server, options, cli.json).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_chat(&report);
+            }
+        }
         Scenario::Hold(options) => {
             let report = hold::run(cli.server, options).await?;
             if cli.json {
@@ -55,6 +74,27 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_chat(report: &chat::Report) {
+    let offered = if report.offered_per_sec > 0.0 {
+        format!("{:.0}/s offered", report.offered_per_sec)
+    } else {
+        "flat out".to_owned()
+    };
+    println!("{} clients, {offered}", report.clients);
+    println!(
+        "sent {}, delivered {} = {:.0} delivered/s",
+        report.sent, report.delivered, report.delivered_per_sec
+    );
+    println!(
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms
+    );
+    println!(
+        "lost {}  duplicated {}  out of order {}  failed sends {}",
+        report.lost, report.duplicated, report.out_of_order, report.failed
+    );
 }
 
 fn print_hold(report: &hold::Report) {
