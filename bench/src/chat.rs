@@ -32,8 +32,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 const PASSWORD: &str = "benchmark password";
 /// Registrations and logins made at once while setting up.
 const SETUP_CONCURRENCY: usize = 16;
-/// How long the recipients keep listening after the last send, for messages still on their way.
-const DRAIN: Duration = Duration::from_secs(5);
+/// After the last send, recipients keep listening until every message sent was told, or
+/// until no message came for this long (what is still missing then counts as lost)...
+const DRAIN_QUIET: Duration = Duration::from_secs(5);
+/// ...and never for longer than this.
+const DRAIN_MAX: Duration = Duration::from_secs(120);
 
 /// The scenario's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -137,8 +140,16 @@ async fn pairs(
         pairs <= MAX_PAIRS,
         "at most {MAX_PAIRS} pairs (usernames have 8 characters)"
     );
-    // Usernames have at most 8 characters: 4 for the run, `s` or `r`, 3 for the pair.
-    let run = base36(rand_u32() % 36u32.pow(4), 4);
+    // Usernames have at most 8 characters: 3 letters for the run, `s` or `t`, 4 digits for
+    // the pair. Letters that look like digits or like other letters (`o`, `l`, `rn` for
+    // `m`…) are left out: the server refuses a name confusable with one taken.
+    let run: String = (0..3)
+        .map(|_| {
+            let letters = RUN_LETTERS.as_bytes();
+            let pick = rand_u32() as usize % letters.len();
+            char::from(letters.get(pick).copied().unwrap_or(b'a'))
+        })
+        .collect();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for p in 0..pairs {
@@ -146,9 +157,8 @@ async fn pairs(
         let progress = progress.clone();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await?;
-            let index = base36(u32::try_from(p)?, 3);
-            let a = user(server, &dir, format!("{run}s{index}")).await?;
-            let b = user(server, &dir, format!("{run}r{index}")).await?;
+            let a = user(server, &dir, format!("{run}s{p:04}")).await?;
+            let b = user(server, &dir, format!("{run}t{p:04}")).await?;
             a.client.add_friend(b.id).await.context("add friend")?;
             let friend = b
                 .client
@@ -169,21 +179,11 @@ async fn pairs(
     Ok(made.into_iter().map(|(_, a, b, c)| (a, b, c)).collect())
 }
 
-/// Pairs one run can make (three base-36 digits).
-pub const MAX_PAIRS: usize = 36 * 36 * 36;
+/// Pairs one run can make (four digits in a username).
+pub const MAX_PAIRS: usize = 10_000;
 
-/// `n` in base 36, `digits` long (leading zeros).
-fn base36(mut n: u32, digits: usize) -> String {
-    let mut out = vec![b'0'; digits];
-    for place in out.iter_mut().rev() {
-        *place = b"0123456789abcdefghijklmnopqrstuvwxyz"
-            .get((n % 36) as usize)
-            .copied()
-            .unwrap_or(b'0');
-        n /= 36;
-    }
-    String::from_utf8(out).unwrap_or_default()
-}
+/// Letters a run's name is made of: none confusable with a digit or another letter.
+const RUN_LETTERS: &str = "abcdefghjkpqsuvwxyz";
 
 fn rand_u32() -> u32 {
     let mut bytes = [0u8; 4];
@@ -198,6 +198,8 @@ struct Seen {
     delivered: u64,
     duplicated: u64,
     out_of_order: u64,
+    /// When the last message was told.
+    last: Option<Instant>,
     /// (recipient, conversation, seq) told.
     told: HashSet<(u64, u64, u64)>,
     /// The highest seq told, by (recipient, conversation).
@@ -235,6 +237,7 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
         ..Seen::default()
     }));
     let mut receivers = Vec::new();
+    let (finish, finished) = tokio::sync::watch::channel(false);
     let mut senders = tokio::task::JoinSet::new();
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -258,7 +261,7 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
             receivers.push(tokio::spawn(receive(
                 user,
                 start,
-                stop + DRAIN,
+                finished.clone(),
                 seen.clone(),
             )));
         }
@@ -278,6 +281,8 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
     }
     let _ = ticking.await;
     progress.finish_and_clear();
+    drain(&seen, sent.load(std::sync::atomic::Ordering::Relaxed)).await;
+    finish.send_replace(true);
     for receiver in receivers {
         receiver.await?;
     }
@@ -294,7 +299,12 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
         offered_per_sec: options.rate,
         sent,
         delivered: seen.delivered,
-        delivered_per_sec: seen.delivered as f64 / sending.as_secs_f64(),
+        delivered_per_sec: seen.delivered as f64
+            / seen
+                .last
+                .map_or(sending, |last| last.saturating_duration_since(start))
+                .max(sending)
+                .as_secs_f64(),
         p50_ms: ms(latencies.value_at_quantile(0.50)),
         p90_ms: ms(latencies.value_at_quantile(0.90)),
         p99_ms: ms(latencies.value_at_quantile(0.99)),
@@ -389,8 +399,41 @@ async fn send(
     }
 }
 
-async fn receive(mut user: User, start: Instant, until: Instant, seen: Arc<Mutex<Seen>>) {
-    while let Ok(Some(event)) = tokio::time::timeout_at(until.into(), user.events.recv()).await {
+/// Waits until `sent` messages were told, or none came for [`DRAIN_QUIET`], or
+/// [`DRAIN_MAX`] passed.
+async fn drain(seen: &Mutex<Seen>, sent: u64) {
+    let began = Instant::now();
+    let mut last_count = 0;
+    let mut last_change = began;
+    while began.elapsed() < DRAIN_MAX {
+        let delivered = seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .delivered;
+        if delivered >= sent {
+            return;
+        }
+        if delivered != last_count {
+            (last_count, last_change) = (delivered, Instant::now());
+        } else if last_change.elapsed() > DRAIN_QUIET {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn receive(
+    mut user: User,
+    start: Instant,
+    mut finished: tokio::sync::watch::Receiver<bool>,
+    seen: Arc<Mutex<Seen>>,
+) {
+    loop {
+        let event = tokio::select! {
+            event = user.events.recv() => event,
+            _ = finished.wait_for(|f| *f) => None,
+        };
+        let Some(event) = event else { break };
         let ClientEvent::Message(message) = event else {
             continue;
         };
@@ -411,6 +454,7 @@ async fn receive(mut user: User, start: Instant, until: Instant, seen: Arc<Mutex
             continue;
         }
         seen.delivered += 1;
+        seen.last = Some(now);
         let highest = seen
             .highest
             .entry((user.id.0, message.conversation.0))
