@@ -5,9 +5,11 @@
 //! ```text
 //! uchat-bench hold --server 127.0.0.1:7878      memory an attacker can make the server hold
 //! uchat-bench chat --rate 20                     latency and delivery of paced chat
+//! uchat-bench handshake                          handshakes per second through the gateway
 //! ```
 
 mod chat;
+mod handshake;
 mod hold;
 mod raw;
 mod rss;
@@ -49,6 +51,9 @@ enum Scenario {
     /// 127.0.0.1; password stretching is cheapened because this scenario measures messaging,
     /// and account-svc's login benchmark measures logins).
     Chat(chat::Options),
+    /// Handshakes per second through the gateway: workers connecting (each from its own
+    /// loopback address), handshaking and closing, over and over. No login.
+    Handshake(handshake::Options),
 }
 
 #[tokio::main]
@@ -58,6 +63,23 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("uchat-bench only talks to loopback addresses (127.0.0.0/8, ::1)");
     }
     match &cli.scenario {
+        Scenario::Handshake(options) => {
+            let report = handshake::run(cli.server, options).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} workers: {} handshakes = {:.0}/s, {} failed; latency ms p50 {:.2} p99 {:.2} max {:.2}",
+                    report.clients,
+                    report.handshakes,
+                    report.handshakes_per_sec,
+                    report.failed,
+                    report.p50_ms,
+                    report.p99_ms,
+                    report.max_ms
+                );
+            }
+        }
         Scenario::Chat(options) => {
             let report = chat::run(cli.server, options, cli.json).await?;
             if cli.json {

@@ -1,0 +1,106 @@
+//! `uchat-bench handshake`: handshakes per second through the gateway. Each of `--clients`
+//! workers connects (from its own loopback source address), runs the handshake (the server's
+//! Diffie-Hellman agreement and signature check included), closes, and starts again, for
+//! `--duration` seconds. No login: `chat` measures messaging, account-svc's benchmark logins.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::raw;
+
+/// The scenario's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Workers handshaking at once.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds of handshaking.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// Workers.
+    pub clients: usize,
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Handshakes that failed (refused, timed out, broken).
+    pub failed: u64,
+    /// Completed handshakes per second.
+    pub handshakes_per_sec: f64,
+    /// Connect-to-established latency percentiles and maximum, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+/// Runs the scenario against `server`.
+pub async fn run(server: SocketAddr, options: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(options.duration);
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..options.clients.max(1) {
+        workers.spawn(async move {
+            let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut failed = 0u64;
+            while Instant::now() < stop {
+                let began = Instant::now();
+                match raw::connect(server, raw::source(worker)).await {
+                    Ok(conn) => {
+                        let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        let _ = latencies.record(micros.max(1));
+                        drop(conn);
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+            anyhow::Ok((latencies, failed))
+        });
+    }
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut failed = 0;
+    while let Some(done) = workers.join_next().await {
+        let (worker, worker_failed) = done??;
+        latencies.add(&worker)?;
+        failed += worker_failed;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    Ok(Report {
+        clients: options.clients,
+        handshakes: latencies.len(),
+        failed,
+        handshakes_per_sec: latencies.len() as f64 / elapsed,
+        p50_ms: ms(latencies.value_at_quantile(0.5)),
+        p99_ms: ms(latencies.value_at_quantile(0.99)),
+        max_ms: ms(latencies.max()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handshakes_are_counted_and_none_fail() {
+        let cluster = e2e::TestCluster::start().await;
+        let server: SocketAddr = cluster.addr().parse().unwrap();
+        let options = Options {
+            clients: 4,
+            duration: 1,
+        };
+        let report = run(server, &options).await.unwrap();
+        assert!(report.handshakes > 0, "{report:?}");
+        assert_eq!(report.failed, 0, "{report:?}");
+        assert!(
+            report.p50_ms > 0.0 && report.p50_ms <= report.max_ms,
+            "{report:?}"
+        );
+    }
+}
