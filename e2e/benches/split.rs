@@ -19,11 +19,10 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use client_core::{ClientEvent, plain, text_of};
+use client_core::plain;
 use e2e::TestClient;
 use e2e::split::SplitStack;
 
@@ -76,28 +75,16 @@ async fn main() {
         }
     );
 
-    let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let started = e2e::measure::Started::default();
+    let latencies = e2e::measure::Latencies::default();
     let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for mut receiver in receivers {
-        let (started, latencies) = (started.clone(), latencies.clone());
-        tasks.push(tokio::spawn(async move {
-            let end = deadline + Duration::from_secs(5);
-            while let Ok(Some(event)) =
-                tokio::time::timeout_at(end.into(), receiver.events.recv()).await
-            {
-                if let ClientEvent::Message(message) = event {
-                    let key = text_of(&message.body).unwrap_or_default().to_owned();
-                    if let Some(at) = started.lock().unwrap().remove(&key) {
-                        latencies.lock().unwrap().push(at.elapsed());
-                    }
-                }
-            }
-            drop(receiver);
-        }));
-    }
+    let tasks = e2e::measure::listen(
+        receivers,
+        &started,
+        &latencies,
+        deadline + Duration::from_secs(5),
+    );
     let begin = Instant::now();
     let mut sends = Vec::new();
     for (p, (sender, conversation)) in senders.iter().enumerate() {
@@ -110,8 +97,7 @@ async fn main() {
                 while Instant::now() < deadline {
                     n += 1;
                     let key = format!("{p}/{lane}/{n}");
-                    let at = Instant::now();
-                    started.lock().unwrap().insert(key.clone(), at);
+                    let at = e2e::measure::sending(&started, &key);
                     // A send refused while a replica dies is made again, as a person would.
                     while client.send_text(conversation, plain(&key)).await.is_err() {
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -132,20 +118,11 @@ async fn main() {
     for send in sends {
         sent += send.await.unwrap();
     }
-    let sending = begin.elapsed().as_secs_f64();
+    let sending = begin.elapsed();
     for task in tasks {
         task.await.unwrap();
     }
-    let mut latencies = latencies.lock().unwrap().clone();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "sent {sent}, delivered live {} in {sending:.1} s = {:.0} delivered/s; latency p50 {:?} p99 {:?}",
-        latencies.len(),
-        latencies.len() as f64 / sending,
-        at(0.5),
-        at(0.99)
-    );
+    println!("{}", e2e::measure::summary(&latencies, sent, sending));
     if let Some(killed) = killed_at {
         let spans = spans.lock().unwrap();
         let stalled = spans

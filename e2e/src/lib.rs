@@ -3,6 +3,7 @@
 //! clients from `client-core`; and the split stack's real binaries as processes
 //! ([`processes`]).
 
+pub mod measure;
 pub mod processes;
 pub mod split;
 

@@ -278,3 +278,38 @@ pub fn database_addr(url: &str) -> SocketAddr {
         .parse()
         .unwrap_or_else(|e| panic!("{host_port} in {url}: {e}"))
 }
+
+/// Checks that `conversation`'s messages in the database `url` names are numbered 1, 2, …
+/// without a gap and that no send is stored twice (a retried send keeps its client message
+/// id); returns how many there are.
+///
+/// # Panics
+/// When they are not, or the database cannot be read.
+pub async fn stored_once(url: &str, conversation: protocol::ConversationId) -> usize {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let db = service_kit::db::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let id = i64::try_from(conversation.0).unwrap_or(i64::MAX);
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT seq, client_msg_id FROM chat_history WHERE conversation_id = $1 ORDER BY seq",
+            [id.into()],
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("read chat_history: {e}"));
+    let seqs: Vec<i64> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<i64>("", "seq").ok())
+        .collect();
+    let expected: Vec<i64> = (1..=i64::try_from(rows.len()).unwrap_or(0)).collect();
+    assert_eq!(seqs, expected, "conversation {conversation:?} has gaps");
+    let ids: std::collections::HashSet<Vec<u8>> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<Vec<u8>>("", "client_msg_id").ok())
+        .collect();
+    assert_eq!(ids.len(), rows.len(), "a retried send was stored twice");
+    rows.len()
+}

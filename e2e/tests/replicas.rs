@@ -15,7 +15,6 @@ use e2e::{TestClient, befriend, test_options};
 use gateway::discovery::Listed;
 use proto::internal::InternalKey;
 use protocol::ServerIdentity;
-use sea_orm::{ConnectionTrait, Statement};
 use tokio::net::TcpListener;
 
 /// A message-svc in a runtime of its own.
@@ -154,25 +153,7 @@ async fn a_replica_that_dies_loses_nothing_and_a_new_one_takes_calls() {
     }
 
     // Every message was stored exactly once, gap-free, whichever replica took it.
-    let db = service_kit::db::connect(&url).await.unwrap();
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            "SELECT seq, client_msg_id FROM chat_history WHERE conversation_id = $1 ORDER BY seq",
-            [i64::try_from(conversation.0).unwrap().into()],
-        ))
-        .await
-        .unwrap();
-    let seqs: Vec<i64> = rows.iter().map(|r| r.try_get("", "seq").unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (1..=i64::try_from(total).unwrap()).collect::<Vec<_>>()
-    );
-    let ids: std::collections::HashSet<Vec<u8>> = rows
-        .iter()
-        .map(|r| r.try_get("", "client_msg_id").unwrap())
-        .collect();
-    assert_eq!(ids.len(), total, "a retried send was stored twice");
+    assert_eq!(e2e::split::stored_once(&url, conversation).await, total);
 
     // bo is told of every message exactly once: a push that overtook another, or one lost
     // with its replica, leaves a gap that bo's client fetches.

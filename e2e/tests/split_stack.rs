@@ -23,7 +23,6 @@ use e2e::split::{GatewayAddrs, LEASE_MS, SWEEP_MS, SplitStack, database_addr, vi
 use e2e::{TestClient, befriend};
 use protocol::message::Presence;
 use protocol::{ClientMsgId, ConversationId, Seq, UserId};
-use sea_orm::{ConnectionTrait, Statement};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Messages of the load, over four senders.
@@ -210,26 +209,9 @@ async fn the_split_stack_loses_nothing_when_replicas_and_gateways_die() {
     assert_eq!(sent.load(Ordering::Relaxed), TOTAL);
 
     // Stored exactly once, gap-free, in every conversation.
-    let db = service_kit::db::connect(&url).await.unwrap();
     let mut stored = 0;
     for conversation in [amy_bo, cy_dan, room.conversation] {
-        let rows = db
-            .query_all_raw(Statement::from_sql_and_values(
-                db.get_database_backend(),
-                "SELECT seq, client_msg_id FROM chat_history WHERE conversation_id = $1 ORDER BY seq",
-                [i64::try_from(conversation.0).unwrap().into()],
-            ))
-            .await
-            .unwrap();
-        let seqs: Vec<i64> = rows.iter().map(|r| r.try_get("", "seq").unwrap()).collect();
-        let expected: Vec<i64> = (1..=i64::try_from(rows.len()).unwrap()).collect();
-        assert_eq!(seqs, expected, "conversation {conversation:?} has gaps");
-        let ids: HashSet<Vec<u8>> = rows
-            .iter()
-            .map(|r| r.try_get("", "client_msg_id").unwrap())
-            .collect();
-        assert_eq!(ids.len(), rows.len(), "a retried send was stored twice");
-        stored += rows.len();
+        stored += e2e::split::stored_once(&url, conversation).await;
     }
     // The load, plus "hello bo" and "hi team".
     assert_eq!(stored, TOTAL + 2);

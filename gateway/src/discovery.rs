@@ -166,19 +166,7 @@ pub fn balanced<R: Resolve>(
     resolver: R,
     configure: impl Fn(Endpoint) -> Endpoint + Send + 'static,
 ) -> anyhow::Result<Channel> {
-    let uri: Uri = url
-        .parse()
-        .with_context(|| format!("bad service address {url}"))?;
-    let host = uri
-        .host()
-        .with_context(|| format!("no host in the service address {url}"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let ServiceAddr { scheme, host, port } = ServiceAddr::parse(url)?;
     let (channel, changes) = Channel::balance_channel(CHANGE_QUEUE);
     tokio::spawn(keep_resolving(
         Target {
@@ -193,6 +181,37 @@ pub fn balanced<R: Resolve>(
         changes,
     ));
     Ok(channel)
+}
+
+/// A service URL's parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAddr {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host, without an IPv6 address's brackets.
+    pub host: String,
+    /// The port (the scheme's default when the URL has none).
+    pub port: u16,
+}
+
+impl ServiceAddr {
+    /// The parts of `url`, e.g. `http://message-svc:7003`.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("bad service address {url}"))?;
+        let host = uri
+            .host()
+            .with_context(|| format!("no host in the service address {url}"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        Ok(Self { scheme, host, port })
+    }
 }
 
 struct Target {

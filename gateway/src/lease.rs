@@ -10,10 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use proto::account::{RegisterGatewayRequest, RenewLeaseRequest};
 use proto::common::ErrorCode as ServiceCode;
-use tonic::transport::Uri;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -119,21 +117,14 @@ pub async fn push_address(
     if !listening.ip().is_unspecified() {
         return Ok(listening.to_string());
     }
-    let uri: Uri = account_url
-        .parse()
-        .with_context(|| format!("bad service address {account_url}"))?;
-    let host = uri
-        .host()
-        .with_context(|| format!("no host in {account_url}"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
+    let crate::discovery::ServiceAddr { host, port, .. } =
+        crate::discovery::ServiceAddr::parse(account_url)?;
     // Connecting a UDP socket sends nothing: it only asks the kernel for the route.
     let mut last = None;
     for local in ["0.0.0.0:0", "[::]:0"] {
         let found = async {
             let socket = tokio::net::UdpSocket::bind(local).await?;
-            socket.connect((host, port)).await?;
+            socket.connect((host.as_str(), port)).await?;
             socket.local_addr()
         };
         match found.await {
