@@ -14,7 +14,7 @@
     clippy::indexing_slicing
 )]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use client_core::plain;
 use e2e::TestCluster;
@@ -42,22 +42,14 @@ async fn main() {
     }
     println!("{pairs} pairs, {in_flight} in flight per sender, {seconds} s");
 
-    let started = e2e::measure::Started::default();
-    let latencies = e2e::measure::Latencies::default();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let tasks = e2e::measure::listen(
-        receivers,
-        &started,
-        &latencies,
-        deadline + Duration::from_secs(5),
-    );
-    let begin = Instant::now();
+    let run = e2e::measure::Run::start(receivers, seconds);
+    let deadline = run.deadline;
     let mut sends = Vec::new();
     for (p, (sender, conversation)) in senders.iter().enumerate() {
         for lane in 0..in_flight {
             let client = sender.client.clone();
             let conversation = *conversation;
-            let started = started.clone();
+            let started = run.started.clone();
             sends.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
@@ -74,10 +66,6 @@ async fn main() {
     for send in sends {
         sent += send.await.unwrap();
     }
-    let sending = begin.elapsed();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    println!("{}", e2e::measure::summary(&latencies, sent, sending));
+    println!("{}", run.finish(sent).await);
     drop(senders);
 }

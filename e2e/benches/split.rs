@@ -75,23 +75,16 @@ async fn main() {
         }
     );
 
-    let started = e2e::measure::Started::default();
-    let latencies = e2e::measure::Latencies::default();
     let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let tasks = e2e::measure::listen(
-        receivers,
-        &started,
-        &latencies,
-        deadline + Duration::from_secs(5),
-    );
+    let run = e2e::measure::Run::start(receivers, seconds);
+    let deadline = run.deadline;
     let begin = Instant::now();
     let mut sends = Vec::new();
     for (p, (sender, conversation)) in senders.iter().enumerate() {
         for lane in 0..in_flight {
             let client = sender.client.clone();
             let conversation = *conversation;
-            let (started, spans) = (started.clone(), spans.clone());
+            let (started, spans) = (run.started.clone(), spans.clone());
             sends.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
@@ -118,11 +111,7 @@ async fn main() {
     for send in sends {
         sent += send.await.unwrap();
     }
-    let sending = begin.elapsed();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    println!("{}", e2e::measure::summary(&latencies, sent, sending));
+    println!("{}", run.finish(sent).await);
     if let Some(killed) = killed_at {
         let spans = spans.lock().unwrap();
         let stalled = spans

@@ -16,6 +16,47 @@ pub type Started = Arc<Mutex<HashMap<String, Instant>>>;
 /// Send-to-receipt latencies, as recipients record them.
 pub type Latencies = Arc<Mutex<Vec<Duration>>>;
 
+/// How long recipients keep listening after the sending ends.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// A timed run: recipients listening from its start until [`GRACE`] after its deadline.
+pub struct Run {
+    /// When each message in flight was made.
+    pub started: Started,
+    /// When the sending should stop.
+    pub deadline: Instant,
+    latencies: Latencies,
+    begin: Instant,
+    listeners: Vec<JoinHandle<()>>,
+}
+
+impl Run {
+    /// Starts `receivers` listening for a run of `seconds`.
+    pub fn start(receivers: Vec<TestClient>, seconds: u64) -> Self {
+        let (started, latencies) = (Started::default(), Latencies::default());
+        let begin = Instant::now();
+        let deadline = begin + Duration::from_secs(seconds);
+        let listeners = listen(receivers, &started, &latencies, deadline + GRACE);
+        Self {
+            started,
+            deadline,
+            latencies,
+            begin,
+            listeners,
+        }
+    }
+
+    /// Once the sends are done (`sent` of them): waits for the recipients and returns the
+    /// summary line.
+    pub async fn finish(self, sent: u64) -> String {
+        let sending = self.begin.elapsed();
+        for listener in self.listeners {
+            let _ = listener.await;
+        }
+        summary(&self.latencies, sent, sending)
+    }
+}
+
 /// Notes that the message `text` is being sent now.
 pub fn sending(started: &Started, text: &str) -> Instant {
     let now = Instant::now();
