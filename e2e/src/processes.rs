@@ -60,7 +60,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts binary `binary` with `args`, its output into `<log_dir>/<name>.log`.
+    /// Starts the workspace binary `binary_name` as `name`, with `args`, its output into
+    /// `<log_dir>/<name>.log`.
     ///
     /// # Panics
     /// When it cannot be started.

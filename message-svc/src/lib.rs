@@ -50,8 +50,9 @@ pub struct Config {
     /// Sends waiting for the writer before senders wait too. Default 8192.
     #[arg(long, env = "UCHAT_WRITER_QUEUE", default_value_t = 8192)]
     pub writer_queue: usize,
-    /// Stored messages waiting to be pushed to recipients' gateways; beyond it they are left
-    /// for the recipients to sync. Default 65536.
+    /// Stored messages waiting to be pushed to recipients' gateways; beyond it (or beyond
+    /// 64 MiB of them, `fanout::FANOUT_QUEUE_MAX_BYTES`) they are left for the recipients to
+    /// sync. Default 65536.
     #[arg(long, env = "UCHAT_FANOUT_QUEUE", default_value_t = 65536)]
     pub fanout_queue: usize,
     /// Most sends in one `SendBatch` call. Default 1024.
