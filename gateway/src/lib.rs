@@ -416,7 +416,6 @@ pub async fn serve(
         .await;
     let push_server = tokio::spawn(
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .layer(ops::metrics::RpcMetricsLayer)
             .add_service(InterceptedService::new(
                 PushServer::new(push::PushService::new(hub.clone()))
@@ -424,12 +423,9 @@ pub async fn serve(
                 shared.services.key.require(),
             ))
             .add_service(health_service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.push),
-                async move {
-                    let _ = push_stopping.wait_for(|s| *s).await;
-                },
-            ),
+            .serve_with_incoming_shutdown(ops::grpc::incoming(listeners.push), async move {
+                let _ = push_stopping.wait_for(|s| *s).await;
+            }),
     );
     // A stop asked for while account-svc is still out of reach ends the wait at once.
     tokio::pin!(shutdown);

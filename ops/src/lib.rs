@@ -4,6 +4,7 @@
 //!
 //! It holds no rule of the product and reaches no database: the gateway depends on it too.
 
+pub mod grpc;
 pub mod metrics;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -18,7 +18,6 @@ use std::future::Future;
 
 use ops::metrics::RpcMetricsLayer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
@@ -84,11 +83,11 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The server every service is built on: `TCP_NODELAY` on its sockets (without it a small
-/// answer can wait for the peer's delayed acknowledgement, tens of milliseconds), and every
-/// call counted and timed ([`ops::metrics::RpcMetricsLayer`]).
+/// The server every service is built on: every call counted and timed
+/// ([`ops::metrics::RpcMetricsLayer`]). [`serve_router`] sets `TCP_NODELAY` on its
+/// connections ([`ops::grpc`]).
 pub fn server() -> Server<Stack<RpcMetricsLayer, Identity>> {
-    Server::builder().tcp_nodelay(true).layer(RpcMetricsLayer)
+    Server::builder().layer(RpcMetricsLayer)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight calls.
@@ -102,7 +101,7 @@ pub async fn serve_router(
     let (health, prober) = health::database_health(db.clone());
     let served = router
         .add_service(health)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(ops::grpc::incoming(listener), shutdown)
         .await;
     prober.abort();
     served

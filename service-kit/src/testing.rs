@@ -259,9 +259,7 @@ impl RecordingGateway {
             gateway.clone(),
             internal_key().require(),
         ));
-        tokio::spawn(
-            router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
+        tokio::spawn(router.serve_with_incoming(ops::grpc::incoming(listener)));
         (gateway, addr)
     }
 
