@@ -16,27 +16,17 @@
 //! stored but never told to its recipient), told twice, or told after a later one of its
 //! conversation.
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use client_core::{Client, ClientConfig, ClientEvent, LocalStore, RegisterForm, plain, text_of};
-use hdrhistogram::Histogram;
-use protocol::message::{FriendDecision, Sex};
-use protocol::{ConversationId, UserId};
-use tokio::sync::mpsc::UnboundedReceiver;
+use protocol::ConversationId;
+use protocol::message::FriendDecision;
 
-/// The password every benchmark user gets.
-const PASSWORD: &str = "benchmark password";
-/// Registrations and logins made at once while setting up.
-const SETUP_CONCURRENCY: usize = 16;
-/// After the last send, recipients keep listening until every message sent was told, or
-/// until no message came for this long (what is still missing then counts as lost)...
-const DRAIN_QUIET: Duration = Duration::from_secs(5);
-/// ...and never for longer than this.
-const DRAIN_MAX: Duration = Duration::from_secs(120);
+use crate::offer::{self, Counts, Plan};
+use crate::tally::{Latency, Tally};
+use crate::users::{self, User};
 
 /// The scenario's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -69,14 +59,9 @@ pub struct Report {
     pub delivered: u64,
     /// Delivered messages per second of sending.
     pub delivered_per_sec: f64,
-    /// Latency percentiles and maximum, milliseconds.
-    pub p50_ms: f64,
-    /// 90th percentile.
-    pub p90_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Maximum.
-    pub max_ms: f64,
+    /// Send to receipt.
+    #[serde(flatten)]
+    pub latency: Latency,
     /// Sent but never told.
     pub lost: u64,
     /// Told more than once.
@@ -87,48 +72,6 @@ pub struct Report {
     pub failed: u64,
 }
 
-/// One user of the run.
-struct User {
-    client: Client,
-    events: UnboundedReceiver<ClientEvent>,
-    id: UserId,
-}
-
-/// Registers and logs in `name`, its history in memory.
-async fn user(server: SocketAddr, dir: &std::path::Path, name: String) -> anyhow::Result<User> {
-    let mut config = ClientConfig::new(server.to_string(), dir.join(&name));
-    config.local_store = LocalStore::Memory;
-    // The server tells new accounts how hard to stretch their passwords; the benchmark
-    // measures messaging, so it accepts whatever the server was started with (see --help).
-    config.min_kdf = protocol::password::KdfCost {
-        memory_kib: 8,
-        iterations: 1,
-        parallelism: 1,
-    };
-    let (client, events) = Client::connect(config)
-        .await
-        .with_context(|| format!("connect {name}"))?;
-    client
-        .register(RegisterForm {
-            username: name.clone(),
-            password: PASSWORD.into(),
-            email: format!("{name}@bench.invalid"),
-            sex: Sex::Undisclosed,
-            age: 30,
-        })
-        .await
-        .with_context(|| format!("register {name}"))?;
-    let bundle = client
-        .login(&name, PASSWORD)
-        .await
-        .with_context(|| format!("log in {name}"))?;
-    Ok(User {
-        client,
-        events,
-        id: bundle.me.id,
-    })
-}
-
 /// Makes `pairs` pairs of friends; returns them with their conversations.
 async fn pairs(
     server: SocketAddr,
@@ -137,28 +80,20 @@ async fn pairs(
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<(User, User, ConversationId)>> {
     anyhow::ensure!(
-        pairs <= MAX_PAIRS,
-        "at most {MAX_PAIRS} pairs (usernames have 8 characters)"
+        pairs <= users::MAX_PER_ROLE,
+        "at most {} pairs (usernames have 8 characters)",
+        users::MAX_PER_ROLE
     );
-    // Usernames have at most 8 characters: 3 letters for the run, `s` or `t`, 4 digits for
-    // the pair. Letters that look like digits or like other letters (`o`, `l`, `rn` for
-    // `m`…) are left out: the server refuses a name confusable with one taken.
-    let run: String = (0..3)
-        .map(|_| {
-            let letters = RUN_LETTERS.as_bytes();
-            let pick = rand_u32() as usize % letters.len();
-            char::from(letters.get(pick).copied().unwrap_or(b'a'))
-        })
-        .collect();
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
+    let run = users::run_name();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(users::SETUP_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for p in 0..pairs {
         let (semaphore, dir, run) = (semaphore.clone(), dir.to_path_buf(), run.clone());
         let progress = progress.clone();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await?;
-            let a = user(server, &dir, format!("{run}s{p:04}")).await?;
-            let b = user(server, &dir, format!("{run}t{p:04}")).await?;
+            let a = users::user(server, &dir, users::name(&run, 's', p)).await?;
+            let b = users::user(server, &dir, users::name(&run, 't', p)).await?;
             a.client.add_friend(b.id).await.context("add friend")?;
             let friend = b
                 .client
@@ -179,296 +114,120 @@ async fn pairs(
     Ok(made.into_iter().map(|(_, a, b, c)| (a, b, c)).collect())
 }
 
-/// Pairs one run can make (four digits in a username).
-pub const MAX_PAIRS: usize = 10_000;
-
-/// Letters a run's name is made of: none confusable with a digit or another letter.
-const RUN_LETTERS: &str = "abcdefghjkpqsuvwxyz";
-
-fn rand_u32() -> u32 {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::fill(&mut bytes);
-    u32::from_le_bytes(bytes)
-}
-
-/// What the recipients saw.
-#[derive(Default)]
-struct Seen {
-    latencies: Option<Histogram<u64>>,
-    delivered: u64,
-    duplicated: u64,
-    out_of_order: u64,
-    /// When the last message was told.
-    last: Option<Instant>,
-    /// (recipient, conversation, seq) told.
-    told: HashSet<(u64, u64, u64)>,
-    /// The highest seq told, by (recipient, conversation).
-    highest: HashMap<(u64, u64), u64>,
-}
-
 /// Runs the scenario against `server`.
 pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::Result<Report> {
     let pair_count = options.clients / 2;
     anyhow::ensure!(pair_count > 0, "--clients must be at least 2");
     let dir = tempfile::tempdir().context("a temporary folder for the clients")?;
-    let bar = |len: u64, what: &str| {
-        let bar = if quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new(len)
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_message(what.to_owned());
-        bar
-    };
-    let setup = bar(u64::try_from(pair_count * 2).unwrap_or(u64::MAX), "users");
-    let users = pairs(server, dir.path(), pair_count, &setup).await?;
-    setup.finish_and_clear();
+    let pairs = make_pairs(server, dir.path(), pair_count, quiet).await?;
+    let (report, _) = exchange(pairs, options, quiet).await?;
+    Ok(report)
+}
 
+/// Pairs of friends and their conversation.
+pub type Pairs = Vec<(User, User, ConversationId)>;
+
+/// Makes `count` pairs of friends for a run.
+pub async fn make_pairs(
+    server: SocketAddr,
+    dir: &std::path::Path,
+    count: usize,
+    quiet: bool,
+) -> anyhow::Result<Pairs> {
+    let setup = users::progress(count * 2, "users", quiet);
+    let made = pairs(server, dir, count, &setup).await?;
+    setup.finish_and_clear();
+    Ok(made)
+}
+
+/// Runs one load on `pairs` (`options.clients` is not used: every pair takes part) and
+/// gives them back for the next.
+pub async fn exchange(
+    pairs: Pairs,
+    options: &Options,
+    quiet: bool,
+) -> anyhow::Result<(Report, Pairs)> {
+    let pair_count = pairs.len();
     let start = Instant::now() + Duration::from_millis(200);
     let sending = Duration::from_secs(options.duration);
     let stop = start + sending;
-    let seen = Arc::new(Mutex::new(Seen {
-        latencies: Some(Histogram::new_with_bounds(1, 600_000_000, 3)?),
-        ..Seen::default()
-    }));
-    let mut receivers = Vec::new();
-    let (finish, finished) = tokio::sync::watch::channel(false);
+    let mut tally = Tally::new(start)?;
+    let counts = Counts::default();
     let mut senders = tokio::task::JoinSet::new();
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    for (index, (a, b, conversation)) in users.into_iter().enumerate() {
+    let mut conversations = Vec::with_capacity(pair_count);
+    for (index, (a, b, conversation)) in pairs.into_iter().enumerate() {
         // Both of a pair send and receive: a's sends are told to b and the other way round.
-        for from in [&a, &b] {
-            let client = from.client.clone();
-            let sender = index * 2 + usize::from(from.id != a.id);
+        for (side, from) in [&a, &b].into_iter().enumerate() {
             let plan = Plan {
                 conversation,
-                sender,
+                sender: index * 2 + side,
                 senders: pair_count * 2,
                 rate: options.rate,
-                window: options.window.max(1),
+                window: options.window,
                 start,
                 stop,
             };
-            senders.spawn(send(client, plan, sent.clone(), failed.clone()));
+            senders.spawn(offer::send(from.client.clone(), plan, counts.clone()));
         }
-        for user in [a, b] {
-            receivers.push(tokio::spawn(receive(
-                user,
-                start,
-                finished.clone(),
-                seen.clone(),
-            )));
-        }
+        tally.listen(a);
+        tally.listen(b);
+        conversations.push(conversation);
     }
-    let progress = bar(options.duration, "sending");
-    let ticking = {
-        let progress = progress.clone();
-        tokio::spawn(async move {
-            while Instant::now() < stop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                progress.inc(1);
-            }
-        })
-    };
+    let ticking = offer::tick_until(
+        users::progress(options.duration as usize, "sending", quiet),
+        stop,
+    );
     while let Some(done) = senders.join_next().await {
         done?;
     }
     let _ = ticking.await;
-    progress.finish_and_clear();
-    drain(&seen, sent.load(std::sync::atomic::Ordering::Relaxed)).await;
-    finish.send_replace(true);
-    for receiver in receivers {
-        receiver.await?;
-    }
-
-    let seen = Arc::try_unwrap(seen)
-        .map_err(|_| anyhow::anyhow!("a receiver is still running"))?
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    let latencies = seen.latencies.context("no histogram")?;
-    let ms = |micros: u64| micros as f64 / 1000.0;
-    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(Report {
+    let sent = counts.sent();
+    let (seen, users) = tally.finish(sent).await?;
+    let report = Report {
         clients: pair_count * 2,
         offered_per_sec: options.rate,
         sent,
         delivered: seen.delivered,
-        delivered_per_sec: seen.delivered as f64
-            / seen
-                .last
-                .map_or(sending, |last| last.saturating_duration_since(start))
-                .max(sending)
-                .as_secs_f64(),
-        p50_ms: ms(latencies.value_at_quantile(0.50)),
-        p90_ms: ms(latencies.value_at_quantile(0.90)),
-        p99_ms: ms(latencies.value_at_quantile(0.99)),
-        max_ms: ms(latencies.max()),
+        delivered_per_sec: seen.per_sec(sending),
+        latency: seen.latency,
         lost: sent.saturating_sub(seen.delivered),
         duplicated: seen.duplicated,
         out_of_order: seen.out_of_order,
-        failed: failed.load(std::sync::atomic::Ordering::Relaxed),
-    })
-}
-
-/// One sender's schedule.
-#[derive(Clone, Copy)]
-struct Plan {
-    conversation: ConversationId,
-    sender: usize,
-    senders: usize,
-    rate: f64,
-    window: usize,
-    start: Instant,
-    stop: Instant,
-}
-
-/// The text of a message: who sent it and when it was due, in microseconds after `start`.
-fn text(sender: usize, n: u64, due_micros: u128) -> String {
-    format!("{sender}:{n}:{due_micros}")
-}
-
-async fn send(
-    client: Client,
-    plan: Plan,
-    sent: Arc<std::sync::atomic::AtomicU64>,
-    failed: Arc<std::sync::atomic::AtomicU64>,
-) {
-    let count = |ok: bool| {
-        let counter = if ok { &sent } else { &failed };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        failed: counts.failed(),
     };
-    if plan.rate > 0.0 {
-        // Open loop: every send at its time, without waiting for the ones before.
-        let period = Duration::from_secs_f64(plan.senders as f64 / plan.rate);
-        let offset = period.mul_f64(plan.sender as f64 / plan.senders as f64);
-        let mut in_flight = tokio::task::JoinSet::new();
-        let mut n = 0u64;
-        loop {
-            let due = plan.start + offset + period.mul_f64(n as f64);
-            if due >= plan.stop {
-                break;
-            }
-            tokio::time::sleep_until(due.into()).await;
-            let body = text(plan.sender, n, due.duration_since(plan.start).as_micros());
-            let client = client.clone();
-            in_flight.spawn(async move {
-                client
-                    .send_text(plan.conversation, plain(&body))
-                    .await
-                    .is_ok()
-            });
-            while let Some(done) = in_flight.try_join_next() {
-                count(done.unwrap_or(false));
-            }
-            n += 1;
-        }
-        while let Some(done) = in_flight.join_next().await {
-            count(done.unwrap_or(false));
-        }
-    } else {
-        // Flat out: `window` lanes, each sending as soon as its last send was answered.
-        let mut lanes = tokio::task::JoinSet::new();
-        for lane in 0..plan.window {
-            let client = client.clone();
-            lanes.spawn(async move {
-                let (mut ok, mut bad) = (0u64, 0u64);
-                let mut n = lane as u64;
-                while Instant::now() < plan.stop {
-                    let due = Instant::now().duration_since(plan.start).as_micros();
-                    let body = text(plan.sender, n, due);
-                    match client.send_text(plan.conversation, plain(&body)).await {
-                        Ok(_) => ok += 1,
-                        Err(_) => bad += 1,
-                    }
-                    n += plan.window as u64;
-                }
-                (ok, bad)
-            });
-        }
-        while let Some(done) = lanes.join_next().await {
-            let (ok, bad) = done.unwrap_or((0, 0));
-            sent.fetch_add(ok, std::sync::atomic::Ordering::Relaxed);
-            failed.fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+    let mut users = users.into_iter();
+    let mut pairs = Vec::with_capacity(pair_count);
+    for conversation in conversations {
+        if let (Some(a), Some(b)) = (users.next(), users.next()) {
+            pairs.push((a, b, conversation));
         }
     }
+    Ok((report, pairs))
 }
 
-/// Waits until `sent` messages were told, or none came for [`DRAIN_QUIET`], or
-/// [`DRAIN_MAX`] passed.
-async fn drain(seen: &Mutex<Seen>, sent: u64) {
-    let began = Instant::now();
-    let mut last_count = 0;
-    let mut last_change = began;
-    while began.elapsed() < DRAIN_MAX {
-        let delivered = seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .delivered;
-        if delivered >= sent {
-            return;
-        }
-        if delivered != last_count {
-            (last_count, last_change) = (delivered, Instant::now());
-        } else if last_change.elapsed() > DRAIN_QUIET {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn receive(
-    mut user: User,
-    start: Instant,
-    mut finished: tokio::sync::watch::Receiver<bool>,
-    seen: Arc<Mutex<Seen>>,
-) {
-    loop {
-        let event = tokio::select! {
-            event = user.events.recv() => event,
-            _ = finished.wait_for(|f| *f) => None,
-        };
-        let Some(event) = event else { break };
-        let ClientEvent::Message(message) = event else {
-            continue;
-        };
-        let now = Instant::now();
-        let Some(due) = text_of(&message.body)
-            .and_then(|t| t.rsplit(':').next())
-            .and_then(|d| d.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        let latency = now
-            .duration_since(start + Duration::from_micros(due))
-            .as_micros();
-        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (user.id.0, message.conversation.0, message.seq.0);
-        if !seen.told.insert(key) {
-            seen.duplicated += 1;
-            continue;
-        }
-        seen.delivered += 1;
-        seen.last = Some(now);
-        let highest = seen
-            .highest
-            .entry((user.id.0, message.conversation.0))
-            .or_default();
-        if message.seq.0 < *highest {
-            seen.out_of_order += 1;
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.offered_per_sec > 0.0 {
+            writeln!(
+                f,
+                "{} clients, {:.0}/s offered",
+                self.clients, self.offered_per_sec
+            )?;
         } else {
-            *highest = message.seq.0;
+            writeln!(f, "{} clients, flat out", self.clients)?;
         }
-        if let Some(histogram) = seen.latencies.as_mut() {
-            let _ = histogram.record(u64::try_from(latency).unwrap_or(u64::MAX).max(1));
-        }
+        writeln!(
+            f,
+            "sent {}, delivered {} = {:.0} delivered/s",
+            self.sent, self.delivered, self.delivered_per_sec
+        )?;
+        writeln!(f, "{}", self.latency)?;
+        writeln!(
+            f,
+            "lost {}  duplicated {}  out of order {}  failed sends {}",
+            self.lost, self.duplicated, self.out_of_order, self.failed
+        )
     }
-    drop(user.client);
 }
 
 #[cfg(test)]
@@ -504,7 +263,7 @@ mod tests {
                 "{report:?}"
             );
             assert!(
-                report.p50_ms > 0.0 && report.p50_ms <= report.max_ms,
+                report.latency.p50_ms > 0.0 && report.latency.p50_ms <= report.latency.max_ms,
                 "{report:?}"
             );
         }

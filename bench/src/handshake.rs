@@ -83,6 +83,21 @@ pub async fn run(server: SocketAddr, options: &Options) -> anyhow::Result<Report
     })
 }
 
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} workers: {} handshakes = {:.0}/s, {} failed",
+            self.clients, self.handshakes, self.handshakes_per_sec, self.failed
+        )?;
+        writeln!(
+            f,
+            "connect to established, ms: p50 {:.2}  p99 {:.2}  max {:.2}",
+            self.p50_ms, self.p99_ms, self.max_ms
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,3 +275,25 @@ async fn flood(mut reader: Conn, conversation: ConversationId) -> bool {
         }
     }
 }
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{:<36} {:>10} {:>10}", "after", "RSS MiB", "vs start")?;
+        for sample in &self.samples {
+            writeln!(
+                f,
+                "{:<36} {:>10.1} {:>+10.1}",
+                sample.phase, sample.rss_mib, sample.delta_mib
+            )?;
+        }
+        writeln!(
+            f,
+            "peak RSS since the server started: {:.1} MiB",
+            self.peak_mib
+        )?;
+        writeln!(
+            f,
+            "silent connections held: {}; readers closed by the server: {}",
+            self.silent_held, self.readers_closed
+        )
+    }
+}

@@ -5,14 +5,27 @@
 //! ```text
 //! uchat-bench hold --server 127.0.0.1:7878      memory an attacker can make the server hold
 //! uchat-bench chat --rate 20                     latency and delivery of paced chat
+//! uchat-bench fanout --members 100               one sender into a group
+//! uchat-bench file --size-mb 100                a file up and down, and chat meanwhile
+//! uchat-bench idle --clients 19000              memory and CPU of idle sessions
 //! uchat-bench handshake                          handshakes per second through the gateway
+//! uchat-bench login                              logins per second (the server's argon2id)
+//! uchat-bench limits                             this machine's ceilings, for the ratios
 //! ```
 
 mod chat;
+mod fanout;
+mod file;
 mod handshake;
 mod hold;
+mod idle;
+mod limits;
+mod login;
+mod offer;
 mod raw;
 mod rss;
+mod tally;
+mod users;
 
 use std::net::SocketAddr;
 
@@ -51,9 +64,34 @@ enum Scenario {
     /// 127.0.0.1; password stretching is cheapened because this scenario measures messaging,
     /// and account-svc's login benchmark measures logins).
     Chat(chat::Options),
+    /// One sender into a group of --members members on the real client path: stored
+    /// messages and copies told per second, latency to each copy, lost, duplicated and
+    /// out-of-order copies. Start the server as for `chat`.
+    Fanout(fanout::Options),
+    /// A --size-mb file sent and downloaded through client-core, over and over while other
+    /// pairs chat at --rate: MB/s up and down, and the chat's p99 during the transfers
+    /// against its p99 without them. Start the server as for `chat`.
+    File(file::Options),
     /// Handshakes per second through the gateway: workers connecting (each from its own
     /// loopback address), handshaking and closing, over and over. No login.
     Handshake(handshake::Options),
+    /// Logins per second through the gateway, the server's argon2id hash of each included
+    /// (run the server at its default password cost for the figure users get, with
+    /// `--auth-per-minute 1000000` so the per-address limit lets the run through). Workers
+    /// have accounts of their own and log in over and over, each on a new connection.
+    Login(login::Options),
+    /// This machine's ceilings, measured in the same run so every other figure can be given
+    /// as a ratio: SQLite batched inserts of 200-byte rows, frame seal + open per core, one
+    /// Diffie-Hellman agreement, a handshake's CPU on both ends. Needs no server.
+    Limits(limits::Options),
+    /// Logged-in sessions held open and idle (pinging as clients do): the server's resident
+    /// memory per session and the CPU they cost. Sessions are spread over worker processes
+    /// (one process may hold 20,000 files). The server must run on this machine; start it
+    /// as for `chat`, with `--max-connections` above --clients.
+    Idle(idle::Options),
+    /// One worker process of `idle` (started by it).
+    #[command(hide = true)]
+    IdleWorker(idle::WorkerOptions),
 }
 
 #[tokio::main]
@@ -62,81 +100,28 @@ async fn main() -> anyhow::Result<()> {
     if !cli.server.ip().is_loopback() {
         anyhow::bail!("uchat-bench only talks to loopback addresses (127.0.0.0/8, ::1)");
     }
+    let (server, json) = (cli.server, cli.json);
     match &cli.scenario {
-        Scenario::Handshake(options) => {
-            let report = handshake::run(cli.server, options).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!(
-                    "{} workers: {} handshakes = {:.0}/s, {} failed; latency ms p50 {:.2} p99 {:.2} max {:.2}",
-                    report.clients,
-                    report.handshakes,
-                    report.handshakes_per_sec,
-                    report.failed,
-                    report.p50_ms,
-                    report.p99_ms,
-                    report.max_ms
-                );
-            }
-        }
-        Scenario::Chat(options) => {
-            let report = chat::run(cli.server, options, cli.json).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print_chat(&report);
-            }
-        }
-        Scenario::Hold(options) => {
-            let report = hold::run(cli.server, options).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print_hold(&report);
-            }
-        }
+        Scenario::Hold(options) => emit(&hold::run(server, options).await?, json),
+        Scenario::Chat(options) => emit(&chat::run(server, options, json).await?, json),
+        Scenario::Fanout(options) => emit(&fanout::run(server, options, json).await?, json),
+        Scenario::File(options) => emit(&file::run(server, options, json).await?, json),
+        Scenario::Handshake(options) => emit(&handshake::run(server, options).await?, json),
+        Scenario::Login(options) => emit(&login::run(server, options).await?, json),
+        Scenario::Idle(options) => emit(&idle::run(server, options).await?, json),
+        Scenario::IdleWorker(options) => idle::worker(server, options).await,
+        Scenario::Limits(options) => emit(&limits::run(options).await?, json),
+    }
+}
+
+/// Prints `report`: one JSON object on a line of its own, or its table.
+fn emit(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{report}");
     }
     Ok(())
-}
-
-fn print_chat(report: &chat::Report) {
-    let offered = if report.offered_per_sec > 0.0 {
-        format!("{:.0}/s offered", report.offered_per_sec)
-    } else {
-        "flat out".to_owned()
-    };
-    println!("{} clients, {offered}", report.clients);
-    println!(
-        "sent {}, delivered {} = {:.0} delivered/s",
-        report.sent, report.delivered, report.delivered_per_sec
-    );
-    println!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms
-    );
-    println!(
-        "lost {}  duplicated {}  out of order {}  failed sends {}",
-        report.lost, report.duplicated, report.out_of_order, report.failed
-    );
-}
-
-fn print_hold(report: &hold::Report) {
-    println!("{:<36} {:>10} {:>10}", "after", "RSS MiB", "vs start");
-    for sample in &report.samples {
-        println!(
-            "{:<36} {:>10.1} {:>+10.1}",
-            sample.phase, sample.rss_mib, sample.delta_mib
-        );
-    }
-    println!(
-        "peak RSS since the server started: {:.1} MiB",
-        report.peak_mib
-    );
-    println!(
-        "silent connections held: {}; readers closed by the server: {}",
-        report.silent_held, report.readers_closed
-    );
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::net::{TcpSocket, TcpStream};
 pub type Conn = SecureConnection<TcpStream>;
 
 /// The authentication key every raw user has.
-const AUTH_KEY: [u8; 32] = [0x42; 32];
+pub const AUTH_KEY: [u8; 32] = [0x42; 32];
 
 /// Source addresses connections are spread over: 127.0.0.2 and up, as many machines would be,
 /// so the server's per-address limits do not stop a run early.

@@ -1,4 +1,5 @@
-//! The server's resident memory, read from `/proc` (Linux; the server on this machine).
+//! The server process seen from `/proc` (Linux; the server on this machine): which process
+//! it is, its resident memory, and the CPU time it has used.
 
 use std::net::SocketAddr;
 
@@ -75,6 +76,25 @@ pub fn resident(pid: u32) -> anyhow::Result<Resident> {
     }
 }
 
+/// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`, 100 on every Linux this runs on).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time `pid` has used so far, user and system, in seconds.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    // utime and stime are fields 14 and 15, so the 12th and 13th after the name.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let mut fields = after_name.split_whitespace().skip(11);
+    match (fields.next(), fields.next()) {
+        (Some(user), Some(system)) => {
+            Ok((user.parse::<u64>()? + system.parse::<u64>()?) as f64 / USER_HZ)
+        }
+        _ => bail!("/proc/{pid}/stat is not as expected"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -84,5 +104,17 @@ mod tests {
         assert_eq!(super::listener_pid(addr).unwrap(), std::process::id());
         let memory = super::resident(std::process::id()).unwrap();
         assert!(memory.now > 0 && memory.peak >= memory.now);
+    }
+
+    #[test]
+    fn counts_the_cpu_time_it_uses() {
+        let before = super::cpu_seconds(std::process::id()).unwrap();
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let after = super::cpu_seconds(std::process::id()).unwrap();
+        assert!(after - before >= 0.1, "{before} -> {after}");
     }
 }

@@ -1,0 +1,219 @@
+//! The receiving side of a load: every message told to every listening user is checked and
+//! counted. Latency is the message's due time (written in its text by the sender, see
+//! [`crate::offer::text`]) to its arrival; a message told twice is a duplicate, one told after
+//! a later one of its conversation is out of order, and one never told is lost.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use client_core::{ClientEvent, text_of};
+use hdrhistogram::Histogram;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::users::User;
+
+/// After the last send, listeners keep listening until every message expected was told, or
+/// until no message came for this long (what is still missing then counts as lost)...
+const DRAIN_QUIET: Duration = Duration::from_secs(5);
+/// ...and never for longer than this.
+const DRAIN_MAX: Duration = Duration::from_secs(120);
+
+/// Highest latency recorded, microseconds (10 minutes; later is recorded as this).
+const LATENCY_MAX_MICROS: u64 = 600_000_000;
+
+/// What the listeners saw.
+struct Seen {
+    latencies: Histogram<u64>,
+    delivered: u64,
+    duplicated: u64,
+    out_of_order: u64,
+    /// When the last message was told.
+    last: Option<Instant>,
+    /// (recipient, conversation, seq) told.
+    told: HashSet<(u64, u64, u64)>,
+    /// The highest seq told, by (recipient, conversation).
+    highest: HashMap<(u64, u64), u64>,
+}
+
+/// Listeners of one run.
+pub struct Tally {
+    seen: Arc<Mutex<Seen>>,
+    start: Instant,
+    finish: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<User>>,
+}
+
+/// Latency percentiles and maximum, milliseconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+/// What a run's listeners saw once it was over.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Messages told (each recipient's copy counted once).
+    pub delivered: u64,
+    /// Copies told more than once.
+    pub duplicated: u64,
+    /// Copies told after a later message of the same conversation.
+    pub out_of_order: u64,
+    /// Send to receipt.
+    pub latency: Latency,
+    /// How long from the start of sending to the last message told.
+    pub span: Duration,
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
+        )
+    }
+}
+
+impl Outcome {
+    /// Deliveries per second over `sending`, or over the time to the last delivery when
+    /// stragglers came later.
+    pub fn per_sec(&self, sending: Duration) -> f64 {
+        self.delivered as f64 / self.span.max(sending).as_secs_f64()
+    }
+}
+
+impl Tally {
+    /// Listeners whose latencies count from `start`, the time sends' due times are offsets of.
+    pub fn new(start: Instant) -> anyhow::Result<Self> {
+        let seen = Seen {
+            latencies: Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)?,
+            delivered: 0,
+            duplicated: 0,
+            out_of_order: 0,
+            last: None,
+            told: HashSet::new(),
+            highest: HashMap::new(),
+        };
+        Ok(Self {
+            seen: Arc::new(Mutex::new(seen)),
+            start,
+            finish: watch::channel(false).0,
+            listeners: Vec::new(),
+        })
+    }
+
+    /// Counts what `user` is told from now on.
+    pub fn listen(&mut self, user: User) {
+        let listener = listen(user, self.start, self.finish.subscribe(), self.seen.clone());
+        self.listeners.push(tokio::spawn(listener));
+    }
+
+    /// Waits for `expected` deliveries (or until none came for a while), stops listening and
+    /// says what was seen; gives the users back in the order they were listened to.
+    pub async fn finish(self, expected: u64) -> anyhow::Result<(Outcome, Vec<User>)> {
+        drain(&self.seen, expected).await;
+        self.finish.send_replace(true);
+        let mut users = Vec::with_capacity(self.listeners.len());
+        for listener in self.listeners {
+            users.push(listener.await.context("a listener failed")?);
+        }
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let outcome = Outcome {
+            delivered: seen.delivered,
+            duplicated: seen.duplicated,
+            out_of_order: seen.out_of_order,
+            latency: Latency {
+                p50_ms: ms(seen.latencies.value_at_quantile(0.50)),
+                p90_ms: ms(seen.latencies.value_at_quantile(0.90)),
+                p99_ms: ms(seen.latencies.value_at_quantile(0.99)),
+                max_ms: ms(seen.latencies.max()),
+            },
+            span: seen.last.map_or(Duration::ZERO, |last| {
+                last.saturating_duration_since(self.start)
+            }),
+        };
+        Ok((outcome, users))
+    }
+}
+
+/// Waits until `expected` messages were told, or none came for [`DRAIN_QUIET`], or
+/// [`DRAIN_MAX`] passed.
+async fn drain(seen: &Mutex<Seen>, expected: u64) {
+    let began = Instant::now();
+    let mut last_count = 0;
+    let mut last_change = began;
+    while began.elapsed() < DRAIN_MAX {
+        let delivered = seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .delivered;
+        if delivered >= expected {
+            return;
+        }
+        if delivered != last_count {
+            (last_count, last_change) = (delivered, Instant::now());
+        } else if last_change.elapsed() > DRAIN_QUIET {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn listen(
+    mut user: User,
+    start: Instant,
+    mut finished: watch::Receiver<bool>,
+    seen: Arc<Mutex<Seen>>,
+) -> User {
+    loop {
+        let event = tokio::select! {
+            event = user.events.recv() => event,
+            _ = finished.wait_for(|f| *f) => None,
+        };
+        let Some(event) = event else { break };
+        let ClientEvent::Message(message) = event else {
+            continue;
+        };
+        let now = Instant::now();
+        let Some(due) = text_of(&message.body).and_then(crate::offer::due_micros) else {
+            continue;
+        };
+        let latency = now
+            .duration_since(start + Duration::from_micros(due))
+            .as_micros();
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (user.id.0, message.conversation.0, message.seq.0);
+        if !seen.told.insert(key) {
+            seen.duplicated += 1;
+            continue;
+        }
+        seen.delivered += 1;
+        seen.last = Some(now);
+        let highest = seen
+            .highest
+            .entry((user.id.0, message.conversation.0))
+            .or_default();
+        if message.seq.0 < *highest {
+            seen.out_of_order += 1;
+        } else {
+            *highest = message.seq.0;
+        }
+        let _ = seen.latencies.record(
+            u64::try_from(latency)
+                .unwrap_or(u64::MAX)
+                .clamp(1, LATENCY_MAX_MICROS),
+        );
+    }
+    user
+}

@@ -1,0 +1,110 @@
+//! The benchmark's users on the real client path: client-core clients, their history in
+//! memory, registered and logged in by the run, under names that say which run made them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use client_core::{Client, ClientConfig, ClientEvent, LocalStore, RegisterForm};
+use protocol::UserId;
+use protocol::message::Sex;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// The password every benchmark user gets.
+const PASSWORD: &str = "benchmark password";
+
+/// Registrations and logins made at once while setting up.
+pub const SETUP_CONCURRENCY: usize = 16;
+
+/// Users of one role one run can make (four digits in a username).
+pub const MAX_PER_ROLE: usize = 10_000;
+
+/// Letters a run's name is made of: none confusable with a digit or another letter.
+const RUN_LETTERS: &str = "abcdefghjkpqsuvwxyz";
+
+/// One user of the run.
+pub struct User {
+    /// The logged-in client.
+    pub client: Client,
+    /// What the server told it.
+    pub events: UnboundedReceiver<ClientEvent>,
+    /// Its account.
+    pub id: UserId,
+}
+
+/// Three letters that name this run's users (usernames have at most 8 characters: these,
+/// a letter for the role and 4 digits). Letters that look like digits or like other letters
+/// (`o`, `l`, `rn` for `m`…) are left out: the server refuses a name confusable with one
+/// taken.
+pub fn run_name() -> String {
+    (0..3)
+        .map(|_| {
+            let letters = RUN_LETTERS.as_bytes();
+            let pick = rand_u32() as usize % letters.len();
+            char::from(letters.get(pick).copied().unwrap_or(b'a'))
+        })
+        .collect()
+}
+
+/// The name of the `n`th user of `role` (one letter) in `run`.
+pub fn name(run: &str, role: char, n: usize) -> String {
+    format!("{run}{role}{n:04}")
+}
+
+fn rand_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+/// Registers and logs in `name`, its history in memory.
+pub async fn user(server: SocketAddr, dir: &Path, name: String) -> anyhow::Result<User> {
+    let mut config = ClientConfig::new(server.to_string(), dir.join(&name));
+    config.local_store = LocalStore::Memory;
+    // The server tells new accounts how hard to stretch their passwords; the benchmark
+    // measures messaging, so it accepts whatever the server was started with (see --help).
+    config.min_kdf = protocol::password::KdfCost {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let (client, events) = Client::connect(config)
+        .await
+        .with_context(|| format!("connect {name}"))?;
+    client
+        .register(RegisterForm {
+            username: name.clone(),
+            password: PASSWORD.into(),
+            email: format!("{name}@bench.invalid"),
+            sex: Sex::Undisclosed,
+            age: 30,
+        })
+        .await
+        .with_context(|| format!("register {name}"))?;
+    let bundle = client
+        .login(&name, PASSWORD)
+        .await
+        .with_context(|| format!("log in {name}"))?;
+    Ok(User {
+        client,
+        events,
+        id: bundle.me.id,
+    })
+}
+
+/// A progress bar for `len` steps of `what`, hidden when `quiet`.
+pub fn progress(len: usize, what: &str, quiet: bool) -> indicatif::ProgressBar {
+    let len = u64::try_from(len).unwrap_or(u64::MAX);
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(len)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
