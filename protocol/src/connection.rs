@@ -26,6 +26,16 @@ use crate::identity::{Fingerprint, ServerCertificate, ServerIdentity};
 /// Read buffer growth step.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// What a reader holding no part of a frame reads first: a frame's header. A quiet
+/// connection waits with this much allocated instead of [`READ_CHUNK`], which matters with
+/// thousands of idle sessions; a busy one pays one short read when its buffer runs dry.
+const IDLE_READ: usize = crate::frame::HEADER_LEN;
+
+/// Send buffers larger than this are given back after a flush rather than kept for the next
+/// message, so that a connection that once sent something large does not hold its size
+/// while it is quiet.
+const RETAINED_SEND_BUF: usize = 4 * 1024;
+
 /// The receiving half: reads and opens frames, decodes messages.
 pub struct SecureReader<R> {
     stream: R,
@@ -38,6 +48,11 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
     /// frames. Cancel-safe.
     pub async fn read_frame(&mut self) -> Result<Option<BytesMut>, ConnectionError> {
         read_frame(&mut self.stream, &mut self.buf, &mut self.opener).await
+    }
+
+    /// Bytes of buffer this half holds (allocated, used or not).
+    pub fn buffered(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Reads and decodes the next message; `Ok(None)` when the peer closed cleanly.
@@ -63,7 +78,13 @@ async fn read_frame<R: AsyncRead + Unpin>(
         if let Some(plain) = opener.open(buf)? {
             return Ok(Some(plain));
         }
-        if buf.capacity() - buf.len() < READ_CHUNK {
+        if buf.is_empty() {
+            // Nothing of a frame is held: wait for the next one with a small buffer.
+            if buf.capacity() > IDLE_READ {
+                *buf = BytesMut::new();
+            }
+            buf.reserve(IDLE_READ);
+        } else if buf.capacity() - buf.len() < READ_CHUNK {
             buf.reserve(READ_CHUNK);
         }
         if stream.read_buf(buf).await? == 0 {
@@ -102,6 +123,11 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
         self.out.buf.len()
     }
 
+    /// Bytes of buffer this half holds (allocated, used or not).
+    pub fn buffered(&self) -> usize {
+        self.out.capacity()
+    }
+
     /// Writes every queued frame in one go and flushes the stream.
     pub async fn flush(&mut self) -> Result<(), ConnectionError> {
         self.out.flush(&mut self.stream).await
@@ -137,6 +163,10 @@ impl Outbound {
         }
     }
 
+    fn capacity(&self) -> usize {
+        self.buf.capacity() + self.scratch.capacity()
+    }
+
     fn queue<M: Serialize>(&mut self, message: &M) -> Result<(), ConnectionError> {
         self.scratch.clear();
         codec::encode_into(message, &mut self.scratch)?;
@@ -151,6 +181,11 @@ impl Outbound {
         if !self.buf.is_empty() {
             stream.write_all(&self.buf).await?;
             self.buf.clear();
+        }
+        for buf in [&mut self.buf, &mut self.scratch] {
+            if buf.capacity() > RETAINED_SEND_BUF {
+                *buf = Vec::new();
+            }
         }
         stream.flush().await?;
         Ok(())
@@ -256,6 +291,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureConnection<S> {
         &mut self,
     ) -> Result<Option<M>, ConnectionError> {
         decode_frame(read_frame(&mut self.stream, &mut self.read_buf, &mut self.opener).await?)
+    }
+
+    /// Bytes of buffer this connection holds (allocated, used or not).
+    pub fn buffered(&self) -> usize {
+        self.read_buf.capacity() + self.out.capacity()
     }
 
     /// Encodes and seals a message into the send buffer without writing it.

@@ -229,3 +229,49 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
         Err(e) => panic!("{e}"),
     }
 }
+
+#[tokio::test]
+async fn a_quiet_connection_gives_back_what_a_large_message_needed() {
+    let identity = Arc::new(ServerIdentity::generate("quiet").unwrap());
+    let pool = Arc::new(EphemeralPool::new(2).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await?;
+        let mut conn =
+            SecureConnection::accept(stream, identity, pool, DEFAULT_MAX_FRAME_LEN, &COMPUTE)
+                .await?;
+        let _: Option<ClientMessage> = conn.read_message().await?;
+        // Now waiting for a message that does not come.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            conn.read_message::<ClientMessage>(),
+        )
+        .await;
+        assert!(waiting.is_err(), "nothing more was sent");
+        Ok::<_, ConnectionError>(conn.buffered())
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut client, _) = SecureConnection::connect(stream, None, DEFAULT_MAX_FRAME_LEN)
+        .await
+        .unwrap();
+    let large = ClientMessage::Request {
+        id: 1,
+        body: Request::SendMessage(protocol::message::SendMessage {
+            conversation: protocol::ConversationId(1),
+            client_msg_id: protocol::ClientMsgId([1; 16]),
+            envelope: serde_bytes::ByteBuf::from(vec![7; 200 * 1024]),
+        }),
+    };
+    client.write_message(&large).await.unwrap();
+    let sender_holds = client.buffered();
+    let receiver_holds = server.await.unwrap().unwrap();
+    assert!(
+        sender_holds <= 8 * 1024,
+        "the sender holds {sender_holds} bytes"
+    );
+    assert!(
+        receiver_holds <= 1024,
+        "the receiver holds {receiver_holds} bytes"
+    );
+}
