@@ -55,8 +55,9 @@ pub fn weight(message: &ServerMessage) -> usize {
 /// A connection's way out: its bounded queue to the writer, and its close signal.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    /// Messages for the client.
-    pub queue: mpsc::Sender<ServerMessage>,
+    /// Messages for the client, boxed: a channel allocates its first block of slots when it
+    /// is made, and slots of a pointer keep that small for every quiet connection.
+    pub queue: mpsc::Sender<Box<ServerMessage>>,
     /// Set to `Some(reason)` to close the connection.
     pub close: watch::Sender<Option<String>>,
     /// Bytes queued (by [`weight`]) and reserved for answers being made.
@@ -81,7 +82,7 @@ impl Outbound {
         if !self.budget.try_queue(weight) {
             return false;
         }
-        if self.queue.try_send(message).is_err() {
+        if self.queue.try_send(Box::new(message)).is_err() {
             self.budget.written(weight);
             return false;
         }
@@ -93,7 +94,7 @@ impl Outbound {
     pub fn answer(&self, message: ServerMessage, reservation: Reservation) {
         let weight = weight(&message);
         self.budget.queue_answer(weight, reservation);
-        if self.queue.try_send(message).is_err() {
+        if self.queue.try_send(Box::new(message)).is_err() {
             self.budget.written(weight);
             self.end(SLOW_READER);
         }

@@ -266,7 +266,7 @@ fn read_deadline(idle: Duration, login_by: Option<tokio::time::Instant>) -> toki
 /// for `stall` (then it closes the connection, so a session waiting for budget stops).
 async fn write_loop(
     writer: protocol::SecureWriter<OwnedWriteHalf>,
-    queue: mpsc::Receiver<ServerMessage>,
+    queue: mpsc::Receiver<Box<ServerMessage>>,
     budget: Arc<Budget>,
     close: watch::Sender<Option<String>>,
     stall: Duration,
@@ -282,7 +282,7 @@ async fn write_loop(
 /// The writer's loop; `false` when a write failed or stalled.
 async fn write_all(
     mut writer: protocol::SecureWriter<OwnedWriteHalf>,
-    mut queue: mpsc::Receiver<ServerMessage>,
+    mut queue: mpsc::Receiver<Box<ServerMessage>>,
     budget: &Budget,
     stall: Duration,
 ) -> bool {
