@@ -3,10 +3,13 @@
 //!
 //! Layers: [`rpc`] decodes, authorises (membership read from social-svc's tables through
 //! `service_kit::membership`) and maps errors (in [`error`]); [`writer`] is the one task that
-//! writes messages, many per transaction (group commit); [`store`] holds the reads and the
-//! cursor writes; [`fanout`] pushes fresh messages to recipients' gateways in batches. It writes `chat_history`, `conversation_heads` and `cursors`.
-//! [`attachments`] holds uploads and downloads (`attachments`, `attachment_chunks`).
+//! writes messages, many per transaction (group commit); [`acks`] moves delivered and read
+//! cursors, many per transaction too; [`store`] holds the reads and the cursor writes;
+//! [`fanout`] pushes fresh messages to recipients' gateways in batches. It writes
+//! `chat_history`, `conversation_heads` and `cursors`. [`attachments`] holds uploads and
+//! downloads (`attachments`, `attachment_chunks`).
 
+pub mod acks;
 pub mod attachments;
 pub mod error;
 pub mod fanout;
@@ -27,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::acks::AckQueue;
 use crate::fanout::FanoutQueue;
 
 pub use crate::error::Error;
@@ -95,7 +99,7 @@ impl Default for Config {
     }
 }
 
-/// Starts the writer task and returns the tonic service around it.
+/// Starts the writer and acknowledgement tasks and returns the tonic service around them.
 pub fn service(
     db: DatabaseConnection,
     config: Arc<Config>,
@@ -111,7 +115,8 @@ pub fn service(
         config.batch_max.max(1),
         Duration::from_micros(config.batch_wait_us),
     ));
-    MessageServer::with_interceptor(MessageRpc::new(db, jobs, config), key.require())
+    let acks = AckQueue::start(db.clone());
+    MessageServer::with_interceptor(MessageRpc::new(db, jobs, acks, config), key.require())
 }
 
 /// Serves message-svc on `listener` until `shutdown` resolves. Callers, and the gateways it

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use crate::Config;
+use crate::acks::{Ack, AckQueue};
 use crate::attachments;
 use crate::error::Error;
 use crate::logic;
@@ -27,13 +28,24 @@ pub const CLIENT_MSG_ID_LEN: usize = 16;
 pub struct MessageRpc {
     db: DatabaseConnection,
     jobs: mpsc::Sender<Job>,
+    acks: AckQueue,
     config: Arc<Config>,
 }
 
 impl MessageRpc {
-    /// Makes the service around a running writer's queue.
-    pub fn new(db: DatabaseConnection, jobs: mpsc::Sender<Job>, config: Arc<Config>) -> Self {
-        Self { db, jobs, config }
+    /// Makes the service around a running writer's queue and acknowledgement task.
+    pub fn new(
+        db: DatabaseConnection,
+        jobs: mpsc::Sender<Job>,
+        acks: AckQueue,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            db,
+            jobs,
+            acks,
+            config,
+        }
     }
 
     /// Checks that `user` may read and write `conversation`; returns its members.
@@ -316,17 +328,13 @@ impl MessageRpc {
     }
 
     async fn ack(&self, request: AckRequest, read: bool) -> Result<Response<AckResponse>, Status> {
-        let user = id(request.user_id, "user id")?;
-        let conversation = id(request.conversation_id, "conversation id")?;
-        self.authorise(user, conversation).await?;
-        let asked = db_id(request.seq).ok_or(Error::Invalid("seq"))?;
-        // A cursor never points past the newest message.
-        let newest = store::max_seq(&self.db, conversation)
-            .await
-            .map_err(Error::from)?;
-        store::advance_cursor(&self.db, conversation, user, asked.min(newest), read)
-            .await
-            .map_err(Error::from)?;
+        let ack = Ack {
+            user: id(request.user_id, "user id")?,
+            conversation: id(request.conversation_id, "conversation id")?,
+            seq: db_id(request.seq).ok_or(Error::Invalid("seq"))?,
+            read,
+        };
+        self.acks.ack(ack).await?;
         Ok(Response::new(AckResponse {}))
     }
 }

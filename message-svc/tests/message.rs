@@ -525,6 +525,73 @@ async fn sync_pages_by_cursor_and_cursors_only_move_forward() {
 }
 
 #[tokio::test]
+async fn acknowledgements_taken_together_are_each_checked_and_answered() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (ida, jo, kim, lu) = (
+            stack.user("ida", false).await,
+            stack.user("jo", false).await,
+            stack.user("kim", false).await,
+            stack.user("lu", false).await,
+        );
+        let ours = stack.befriend(ida, jo).await;
+        let theirs = stack.befriend(kim, lu).await;
+        for n in 1..=4 {
+            stack.send(ida, ours, n).await.unwrap();
+            stack.send(kim, theirs, n).await.unwrap();
+        }
+        let ack = |user_id, conversation_id, seq| AckRequest {
+            user_id,
+            conversation_id,
+            seq,
+        };
+        // All at once, so that they are taken together: allowed ones and refused ones mixed.
+        let calls = [
+            ack(jo, ours, 3),
+            ack(kim, ours, 4),
+            ack(lu, theirs, 2),
+            ack(jo, 999_999, 1),
+            ack(lu, theirs, 1),
+            ack(ida, ours, 99),
+        ]
+        .map(|request| {
+            let mut message = stack.message.clone();
+            tokio::spawn(async move { message.ack_delivered(request).await.map(|_| ()) })
+        });
+        let mut results = Vec::new();
+        for call in calls {
+            results.push(call.await.unwrap().map_err(|s| error_code(&s)));
+        }
+        assert_eq!(
+            results,
+            [
+                Ok(()),
+                Err(ErrorCode::NotFriends),
+                Ok(()),
+                Err(ErrorCode::ConversationNotFound),
+                Ok(()),
+                Ok(()),
+            ],
+            "{}",
+            test.backend
+        );
+        let delivered = |state: ConversationState| state.delivered_seq;
+        assert_eq!(
+            delivered(stack.state(jo, ours).await),
+            3,
+            "{}",
+            test.backend
+        );
+        assert_eq!(delivered(stack.state(lu, theirs).await), 2, "never back");
+        assert_eq!(
+            delivered(stack.state(ida, ours).await),
+            4,
+            "not past the newest"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_batch_answers_each_send_on_its_own() {
     for test in databases().await {
         let mut stack = start(test.db).await;
