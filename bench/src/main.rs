@@ -3,14 +3,15 @@
 //! `/proc` when the server runs here.
 //!
 //! ```text
-//! uchat-bench hold --server 127.0.0.1:7878      memory an attacker can make the server hold
-//! uchat-bench chat --rate 20                     latency and delivery of paced chat
-//! uchat-bench fanout --members 100               one sender into a group
-//! uchat-bench file --size-mb 100                a file up and down, and chat meanwhile
-//! uchat-bench idle --clients 19000              memory and CPU of idle sessions
-//! uchat-bench handshake                          handshakes per second through the gateway
-//! uchat-bench login                              logins per second (the server's argon2id)
-//! uchat-bench limits                             this machine's ceilings, for the ratios
+//! uchat-bench suite                     every figure of docs/BENCHMARKS.md, 3 runs each
+//! uchat-bench limits                    this machine's ceilings, for the ratios
+//! uchat-bench chat --rate 20            latency and delivery of paced chat
+//! uchat-bench fanout --members 100      one sender into a group
+//! uchat-bench file --size-mb 100        a file up and down, and chat meanwhile
+//! uchat-bench idle --clients 19000      memory and CPU of idle sessions
+//! uchat-bench handshake                 handshakes per second through the gateway
+//! uchat-bench login                     logins per second (the server's argon2id)
+//! uchat-bench hold                      memory an attacker can make the server hold
 //! ```
 
 mod chat;
@@ -24,6 +25,7 @@ mod login;
 mod offer;
 mod raw;
 mod rss;
+mod suite;
 mod tally;
 mod users;
 
@@ -58,11 +60,12 @@ enum Scenario {
     /// send-to-receipt latency, and lost, duplicated and out-of-order counts, which must be
     /// zero. Paced at --rate (open loop, latency from each send's scheduled time) or flat out
     /// with --window sends in flight per sender. Start the server with limits that let the
-    /// load through: `uchat-server --messages-per-minute 100000000 --auth-per-minute 1000000
-    /// --max-connections-per-ip 5000 --client-kdf-memory-kib 8 --client-kdf-iterations 1
+    /// load through (`suite` does): `uchat-server --messages-per-minute 100000000
+    /// --auth-per-minute 1000000 --max-connections-per-ip 5000 --max-connections 20000
+    /// --max-unauthenticated 5000 --client-kdf-memory-kib 8 --client-kdf-iterations 1
     /// --argon2-memory-kib 1024 --argon2-iterations 1` (every client connects from
     /// 127.0.0.1; password stretching is cheapened because this scenario measures messaging,
-    /// and account-svc's login benchmark measures logins).
+    /// and `login` measures logins).
     Chat(chat::Options),
     /// One sender into a group of --members members on the real client path: stored
     /// messages and copies told per second, latency to each copy, lost, duplicated and
@@ -89,6 +92,11 @@ enum Scenario {
     /// (one process may hold 20,000 files). The server must run on this machine; start it
     /// as for `chat`, with `--max-connections` above --clients.
     Idle(idle::Options),
+    /// Every figure of docs/BENCHMARKS.md: the ceilings, then each scenario --runs times
+    /// against a `uchat-server` it starts itself (twice: at the default password cost for
+    /// logins, with limits raised and passwords cheap for the rest), as a table of medians,
+    /// min, max and ratios to the ceilings. About 25 minutes with the defaults.
+    Suite(suite::Options),
     /// One worker process of `idle` (started by it).
     #[command(hide = true)]
     IdleWorker(idle::WorkerOptions),
@@ -110,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Login(options) => emit(&login::run(server, options).await?, json),
         Scenario::Idle(options) => emit(&idle::run(server, options).await?, json),
         Scenario::IdleWorker(options) => idle::worker(server, options).await,
+        Scenario::Suite(options) => emit(&suite::run(options).await?, json),
         Scenario::Limits(options) => emit(&limits::run(options).await?, json),
     }
 }
@@ -131,5 +140,22 @@ mod tests {
     #[test]
     fn every_flag_is_well_formed_and_unique() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_help_names_the_server_flags_the_suite_uses() {
+        let mut command = super::Cli::command();
+        let help = command
+            .find_subcommand_mut("chat")
+            .unwrap()
+            .render_long_help()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for pair in super::suite::MESSAGING_FLAGS.chunks(2) {
+            let flag = pair.join(" ");
+            assert!(help.contains(&flag), "`uchat-bench help chat` lacks {flag}");
+        }
     }
 }
