@@ -5,6 +5,9 @@
 //!   one statement per batch, into a file opened exactly as the server opens its own (WAL,
 //!   `synchronous=FULL`, one connection): the most messages per second the embedded database
 //!   could store, with no indexes, checks or fan-out.
+//! - **One commit**: a transaction of one such row, the time a lone message's write takes at
+//!   the least (`synchronous=FULL`: the commit waits for the disk), the floor under the
+//!   latency of a message sent when nothing else is.
 //! - **Frame seal + open** of a 200-byte message on one core (AES-256-CBC and HMAC-MD5 both
 //!   ways): what every message costs the gateway per hop on the client link.
 //! - **DH agreement**: one modular exponentiation of the 2048-bit group.
@@ -47,6 +50,8 @@ pub struct Report {
     pub sqlite_rows_per_sec: f64,
     /// Rows per batch in that figure.
     pub sqlite_batch: usize,
+    /// One transaction of one row, milliseconds (mean over the measuring time).
+    pub sqlite_commit_ms: f64,
     /// Frames of [`FRAME_BYTES`] sealed and opened per second on one core.
     pub frame_seal_open_per_sec_per_core: f64,
     /// One Diffie-Hellman agreement, milliseconds.
@@ -62,6 +67,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let time = Duration::from_secs(options.duration.max(1));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sqlite_rows_per_sec = sqlite_inserts(time, options.batch.max(1)).await?;
+    let sqlite_commit_ms = sqlite_inserts(time, 1)
+        .await
+        .map(|per_sec| 1000.0 / per_sec)?;
     let (frames, dh, handshake) = tokio::task::spawn_blocking(move || {
         anyhow::Ok((
             per_second(time, seal_open()?)?,
@@ -75,6 +83,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         cores,
         sqlite_rows_per_sec,
         sqlite_batch: options.batch.max(1),
+        sqlite_commit_ms,
         frame_seal_open_per_sec_per_core: frames,
         dh_agree_ms: 1000.0 / dh,
         handshake_both_ends_ms: 1000.0 / handshake,
@@ -187,6 +196,11 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "SQLite commit of one row: {:.3} ms",
+            self.sqlite_commit_ms
+        )?;
+        writeln!(
+            f,
             "frame seal+open, {FRAME_BYTES} B: {:.0}/s per core",
             self.frame_seal_open_per_sec_per_core
         )?;
@@ -212,6 +226,7 @@ mod tests {
         .await
         .unwrap();
         assert!(report.sqlite_rows_per_sec > 0.0, "{report:?}");
+        assert!(report.sqlite_commit_ms > 0.0, "{report:?}");
         assert!(report.frame_seal_open_per_sec_per_core > 0.0, "{report:?}");
         assert!(report.dh_agree_ms > 0.0, "{report:?}");
         assert!(

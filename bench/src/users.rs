@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use client_core::{Client, ClientConfig, ClientEvent, LocalStore, RegisterForm};
+use client_core::{Client, ClientConfig, ClientError, ClientEvent, LocalStore, RegisterForm};
 use protocol::UserId;
-use protocol::message::Sex;
+use protocol::message::{ErrorCode, Sex};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The password every benchmark user gets.
@@ -15,6 +15,12 @@ const PASSWORD: &str = "benchmark password";
 
 /// Registrations and logins made at once while setting up.
 pub const SETUP_CONCURRENCY: usize = 16;
+
+/// Times a refused registration or login is tried again when the server says to wait.
+const SETUP_RETRIES: u32 = 100;
+
+/// How long to wait before trying again.
+const SETUP_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Users of one role one run can make (four digits in a username).
 pub const MAX_PER_ROLE: usize = 10_000;
@@ -71,18 +77,18 @@ pub async fn user(server: SocketAddr, dir: &Path, name: String) -> anyhow::Resul
     let (client, events) = Client::connect(config)
         .await
         .with_context(|| format!("connect {name}"))?;
-    client
-        .register(RegisterForm {
+    patiently(|| {
+        client.register(RegisterForm {
             username: name.clone(),
             password: PASSWORD.into(),
             email: format!("{name}@bench.invalid"),
             sex: Sex::Undisclosed,
             age: 30,
         })
-        .await
-        .with_context(|| format!("register {name}"))?;
-    let bundle = client
-        .login(&name, PASSWORD)
+    })
+    .await
+    .with_context(|| format!("register {name}"))?;
+    let bundle = patiently(|| client.login(&name, PASSWORD))
         .await
         .with_context(|| format!("log in {name}"))?;
     Ok(User {
@@ -90,6 +96,24 @@ pub async fn user(server: SocketAddr, dir: &Path, name: String) -> anyhow::Resul
         events,
         id: bundle.me.id,
     })
+}
+
+/// Runs `attempt` again while the server answers that this address is over its limit (a
+/// burst of setup can outrun even a raised limit), at most [`SETUP_RETRIES`] times.
+async fn patiently<T, F>(mut attempt: impl FnMut() -> F) -> Result<T, ClientError>
+where
+    F: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(err) if err.code() == Some(ErrorCode::RateLimited) && tries < SETUP_RETRIES => {
+                tries += 1;
+                tokio::time::sleep(SETUP_RETRY_WAIT).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A progress bar for `len` steps of `what`, hidden when `quiet`.
