@@ -9,7 +9,7 @@
 //! `FOR UPDATE` (PostgreSQL; SQLite's single connection serialises transactions), so replicas
 //! writing to one conversation take turns and seqs stay unique and gap-free.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -258,7 +258,9 @@ async fn advance_senders(
     batch: &[Job],
     results: &[Result<Outcome, Error>],
 ) -> Result<(), DbErr> {
-    let mut newest: HashMap<(i64, i64), i64> = HashMap::new();
+    // Ordered: rows are locked in (conversation, user) order, as `acks` locks them, so two
+    // transactions on PostgreSQL never wait for each other's rows.
+    let mut newest: BTreeMap<(i64, i64), i64> = BTreeMap::new();
     for (job, outcome) in batch.iter().zip(results) {
         if let Ok(outcome) = outcome
             && outcome.stored.fresh
