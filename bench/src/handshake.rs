@@ -6,8 +6,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
 use crate::raw;
 
 /// The scenario's settings.
@@ -42,44 +40,24 @@ pub struct Report {
 
 /// Runs the scenario against `server`.
 pub async fn run(server: SocketAddr, options: &Options) -> anyhow::Result<Report> {
-    let started = Instant::now();
-    let stop = started + Duration::from_secs(options.duration);
-    let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..options.clients.max(1) {
-        workers.spawn(async move {
-            let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-            let mut failed = 0u64;
-            while Instant::now() < stop {
-                let began = Instant::now();
-                match raw::connect(server, raw::source(worker)).await {
-                    Ok(conn) => {
-                        let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        let _ = latencies.record(micros.max(1));
-                        drop(conn);
-                    }
-                    Err(_) => failed += 1,
-                }
-            }
-            anyhow::Ok((latencies, failed))
-        });
-    }
-    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut failed = 0;
-    while let Some(done) = workers.join_next().await {
-        let (worker, worker_failed) = done??;
-        latencies.add(&worker)?;
-        failed += worker_failed;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let ms = |micros: u64| micros as f64 / 1000.0;
+    let run = crate::repeat::repeat(
+        options.clients,
+        Duration::from_secs(options.duration),
+        move |worker| async move {
+            let began = Instant::now();
+            drop(raw::connect(server, raw::source(worker)).await?);
+            Ok(began.elapsed())
+        },
+    )
+    .await?;
     Ok(Report {
         clients: options.clients,
-        handshakes: latencies.len(),
-        failed,
-        handshakes_per_sec: latencies.len() as f64 / elapsed,
-        p50_ms: ms(latencies.value_at_quantile(0.5)),
-        p99_ms: ms(latencies.value_at_quantile(0.99)),
-        max_ms: ms(latencies.max()),
+        handshakes: run.done,
+        failed: run.failed,
+        handshakes_per_sec: run.per_sec,
+        p50_ms: run.p50_ms,
+        p99_ms: run.p99_ms,
+        max_ms: run.max_ms,
     })
 }
 

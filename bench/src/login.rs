@@ -10,8 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
-use hdrhistogram::Histogram;
+use anyhow::{Context, bail};
 use protocol::message::{Login, Request, Response};
 
 use crate::raw;
@@ -57,42 +56,27 @@ pub async fn run(server: SocketAddr, options: &Options) -> anyhow::Result<Report
         drop(raw::user(server, raw::source(worker), &name).await?);
         names.push(name);
     }
-    let started = Instant::now();
-    let stop = started + Duration::from_secs(options.duration);
-    let mut workers = tokio::task::JoinSet::new();
-    for (worker, name) in names.into_iter().enumerate() {
-        workers.spawn(async move {
-            let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-            let mut failed = 0u64;
-            while Instant::now() < stop {
-                match login(server, worker, &name).await {
-                    Ok(took) => {
-                        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-                        let _ = latencies.record(micros.max(1));
-                    }
-                    Err(_) => failed += 1,
-                }
+    let names = std::sync::Arc::new(names);
+    let run = crate::repeat::repeat(
+        workers_count,
+        Duration::from_secs(options.duration),
+        move |worker| {
+            let names = names.clone();
+            async move {
+                let name = names.get(worker).context("a worker without a user")?;
+                login(server, worker, name).await
             }
-            anyhow::Ok((latencies, failed))
-        });
-    }
-    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut failed = 0;
-    while let Some(done) = workers.join_next().await {
-        let (worker, worker_failed) = done??;
-        latencies.add(&worker)?;
-        failed += worker_failed;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let ms = |micros: u64| micros as f64 / 1000.0;
+        },
+    )
+    .await?;
     Ok(Report {
         clients: workers_count,
-        logins: latencies.len(),
-        failed,
-        logins_per_sec: latencies.len() as f64 / elapsed,
-        p50_ms: ms(latencies.value_at_quantile(0.5)),
-        p99_ms: ms(latencies.value_at_quantile(0.99)),
-        max_ms: ms(latencies.max()),
+        logins: run.done,
+        failed: run.failed,
+        logins_per_sec: run.per_sec,
+        p50_ms: run.p50_ms,
+        p99_ms: run.p99_ms,
+        max_ms: run.max_ms,
     })
 }
 

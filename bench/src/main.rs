@@ -24,6 +24,7 @@ mod limits;
 mod login;
 mod offer;
 mod raw;
+mod repeat;
 mod rss;
 mod suite;
 mod tally;
