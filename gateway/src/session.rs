@@ -94,13 +94,15 @@ pub async fn run(
     let login_deadline =
         tokio::time::Instant::now() + Duration::from_millis(shared.config.login_timeout_ms);
     let _ = stream.set_nodelay(true);
-    let handshake = SecureConnection::accept(
+    // The rare steps (handshake, login, registration, logout) are boxed: a task's future is
+    // as large as its largest step, and an idle session would keep that size for hours.
+    let handshake = Box::pin(SecureConnection::accept(
         stream,
         shared.identity.clone(),
         shared.pool.clone(),
         shared.config.max_frame_len,
         &shared.handshakes,
-    );
+    ));
     let timeout = Duration::from_millis(shared.config.handshake_timeout_ms);
     let connection = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(connection)) => {
@@ -184,7 +186,7 @@ pub async fn run(
         };
         match &session {
             None => match body {
-                Request::Login(login) => match handlers::login(&conn, login).await {
+                Request::Login(login) => match Box::pin(handlers::login(&conn, login)).await {
                     Ok((logged_in, bundle)) => {
                         conn.start(&logged_in);
                         reader.set_max_frame_len(shared.config.max_frame_len);
@@ -195,7 +197,7 @@ pub async fn run(
                     }
                     Err(err) => conn.answer(id, Err(err)),
                 },
-                body => conn.answer(id, handlers::before_login(&conn, body).await),
+                body => conn.answer(id, Box::pin(handlers::before_login(&conn, body)).await),
             },
             Some(current) => {
                 // Backpressure: past `max_in_flight`, the next request waits to be read.
@@ -226,7 +228,7 @@ pub async fn run(
 
     if let Some(current) = session {
         shared.hub.remove(current.user, conn.id);
-        handlers::end_session(&conn, &current).await;
+        Box::pin(handlers::end_session(&conn, &current)).await;
         tracing::info!(user = current.user, %peer, "logged out");
     }
     // Let started requests answer, then the writer sends what is queued and closes.
