@@ -103,33 +103,32 @@ async fn apply(db: &DatabaseConnection, acks: &[Ack]) -> Result<Vec<Result<(), E
         .into_iter()
         .collect();
     let members = members_of_many(&txn, &conversations).await?;
-    let mut newest: HashMap<i64, i64> = HashMap::new();
-    let mut results: Vec<Result<(), Error>> = Vec::with_capacity(acks.len());
-    results.resize_with(acks.len(), || Ok(()));
-    // Rows in one order in every transaction, so that two replicas' batches on PostgreSQL
-    // cannot wait for each other's rows.
-    let mut order: Vec<usize> = (0..acks.len()).collect();
-    order.sort_by_key(|i| acks.get(*i).map(|a| (a.conversation, a.user)));
-    for (i, ack) in order.into_iter().filter_map(|i| Some((i, acks.get(i)?))) {
-        let allowed = match members.get(&ack.conversation) {
+    let results: Vec<Result<(), Error>> = acks
+        .iter()
+        .map(|ack| match members.get(&ack.conversation) {
             Some((kind, members)) => logic::may_write(*kind, members, ack.user),
             None => Err(Error::ConversationNotFound),
+        })
+        .collect();
+    // Rows in one order in every transaction, so that two replicas' batches on PostgreSQL
+    // cannot wait for each other's rows.
+    let mut allowed: Vec<&Ack> = acks
+        .iter()
+        .zip(&results)
+        .filter_map(|(ack, result)| result.is_ok().then_some(ack))
+        .collect();
+    allowed.sort_by_key(|ack| (ack.conversation, ack.user));
+    let mut newest: HashMap<i64, i64> = HashMap::new();
+    for ack in allowed {
+        let max = match newest.get(&ack.conversation) {
+            Some(max) => *max,
+            None => {
+                let max = store::max_seq(&txn, ack.conversation).await?;
+                newest.insert(ack.conversation, max);
+                max
+            }
         };
-        if allowed.is_ok() {
-            let max = match newest.get(&ack.conversation) {
-                Some(max) => *max,
-                None => {
-                    let max = store::max_seq(&txn, ack.conversation).await?;
-                    newest.insert(ack.conversation, max);
-                    max
-                }
-            };
-            store::advance_cursor(&txn, ack.conversation, ack.user, ack.seq.min(max), ack.read)
-                .await?;
-        }
-        if let Some(result) = results.get_mut(i) {
-            *result = allowed;
-        }
+        store::advance_cursor(&txn, ack.conversation, ack.user, ack.seq.min(max), ack.read).await?;
     }
     txn.commit().await?;
     Ok(results)
