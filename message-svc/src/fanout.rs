@@ -1,6 +1,7 @@
 //! Fan-out: pushing freshly stored messages to the gateways that hold their recipients.
 //!
-//! The writer queues each fresh message right after its commit, in the order it stored them.
+//! The writer queues each fresh message right after its commit, in the order it stored them
+//! (and a retry of a stored message again, in case the first push died with its replica).
 //! One task takes what is queued (in batches, like the writer), finds the live sessions of all
 //! the recipients with one query, and hands each gateway its part of the round on that
 //! gateway's **lane**: a task making that gateway's `Deliver` calls one after another. So a

@@ -70,13 +70,30 @@ pub struct Stored {
     pub fresh: bool,
 }
 
+/// What the fan-out pushes for one send of a committed batch.
+#[derive(Debug)]
+enum Push {
+    /// Nothing: the send was refused, or repeats one stored by this same batch.
+    Nothing,
+    /// A fresh message, with its own envelope.
+    Fresh,
+    /// A retry of a message stored before, with the envelope as stored. A sender retries when
+    /// it had no answer, and the first attempt may have died with its replica between the
+    /// commit and the push; recipients that hold the message already ignore it.
+    Again(Vec<u8>),
+}
+
+/// One send of a committed batch: what it came to, and what the fan-out pushes for it.
+type Committed = (Result<Outcome, Error>, Push);
+
 /// Messages waiting for the writer (sampled as each batch is taken).
 pub const WRITER_QUEUE: &str = "uchat_message_writer_queue";
 /// Messages stored per transaction.
 pub const WRITER_BATCH_SIZE: &str = "uchat_message_writer_batch_size";
 
 /// Runs the writer until every sender handle is dropped. Each fresh message goes to
-/// `fanout` right after its commit, in the order stored, so pushes leave in seq order.
+/// `fanout` right after its commit, in the order stored, so pushes leave in seq order; a
+/// retry of a stored message goes again (see [`Push::Again`]).
 pub async fn run(
     db: DatabaseConnection,
     mut jobs: mpsc::Receiver<Job>,
@@ -105,7 +122,7 @@ pub async fn run(
         metrics::gauge!(WRITER_QUEUE).set(jobs.len() as f64);
         match commit(&db, &batch).await {
             Ok(results) => {
-                for (job, outcome) in batch.into_iter().zip(results) {
+                for (job, (outcome, push)) in batch.into_iter().zip(results) {
                     let Job {
                         sender,
                         conversation,
@@ -114,8 +131,12 @@ pub async fn run(
                         reply,
                         ..
                     } = job;
-                    if let Ok(Outcome { stored, members }) = &outcome
-                        && stored.fresh
+                    let envelope = match push {
+                        Push::Nothing => None,
+                        Push::Fresh => Some(envelope),
+                        Push::Again(stored) => Some(stored),
+                    };
+                    if let (Ok(Outcome { stored, members }), Some(envelope)) = (&outcome, envelope)
                     {
                         // Durable now; a recipient who misses the push syncs it later.
                         fanout.push(Fanout {
@@ -163,10 +184,7 @@ fn authorise(
 /// whatever its size: the memberships of the conversations involved, one query for retries
 /// already stored, one insert and one locking read for the heads, one insert for the new rows,
 /// one upsert of the senders' cursors, one update per conversation.
-async fn commit(
-    db: &DatabaseConnection,
-    batch: &[Job],
-) -> Result<Vec<Result<Outcome, Error>>, DbErr> {
+async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Committed>, DbErr> {
     let txn = db.begin().await?;
     let now = service_kit::now_ms();
     let mut conversations: Vec<i64> = batch.iter().map(|j| j.conversation).collect();
@@ -187,19 +205,25 @@ async fn commit(
         let members = match authorise(&memberships, job) {
             Ok(members) => members,
             Err(err) => {
-                results.push(Err(err));
+                results.push((Err(err), Push::Nothing));
                 continue;
             }
         };
         let key = (job.conversation, job.sender, job.client_msg_id.as_slice());
-        if let Some(stored) = existing.get(&key).or_else(|| fresh.get(&key)) {
-            results.push(Ok(Outcome {
-                stored: Stored {
-                    fresh: false,
-                    ..*stored
-                },
+        if let Some((stored, envelope)) = existing.get(&key) {
+            let outcome = Outcome {
+                stored: *stored,
                 members,
-            }));
+            };
+            results.push((Ok(outcome), Push::Again(envelope.clone())));
+            continue;
+        }
+        if let Some(stored) = fresh.get(&key) {
+            let stored = Stored {
+                fresh: false,
+                ..*stored
+            };
+            results.push((Ok(Outcome { stored, members }), Push::Nothing));
             continue;
         }
         let head = heads.entry(job.conversation).or_insert(0);
@@ -210,7 +234,7 @@ async fn commit(
             fresh: true,
         };
         fresh.insert(key, stored);
-        results.push(Ok(Outcome { stored, members }));
+        results.push((Ok(Outcome { stored, members }), Push::Fresh));
         rows.push(chat_history::ActiveModel {
             conversation_id: Set(job.conversation),
             seq: Set(stored.seq),
@@ -231,7 +255,7 @@ async fn commit(
         let touched: Vec<i64> = batch
             .iter()
             .zip(&results)
-            .filter(|(_, outcome)| outcome.as_ref().is_ok_and(|o| o.stored.fresh))
+            .filter(|(_, (_, push))| matches!(push, Push::Fresh))
             .map(|(job, _)| job.conversation)
             .collect();
         advance_senders(&txn, batch, &results).await?;
@@ -256,15 +280,13 @@ async fn commit(
 async fn advance_senders(
     txn: &impl ConnectionTrait,
     batch: &[Job],
-    results: &[Result<Outcome, Error>],
+    results: &[Committed],
 ) -> Result<(), DbErr> {
     // Ordered: rows are locked in (conversation, user) order, as `acks` locks them, so two
     // transactions on PostgreSQL never wait for each other's rows.
     let mut newest: BTreeMap<(i64, i64), i64> = BTreeMap::new();
-    for (job, outcome) in batch.iter().zip(results) {
-        if let Ok(outcome) = outcome
-            && outcome.stored.fresh
-        {
+    for (job, (outcome, push)) in batch.iter().zip(results) {
+        if let (Ok(outcome), Push::Fresh) = (outcome, push) {
             let seq = newest.entry((job.conversation, job.sender)).or_insert(0);
             *seq = (*seq).max(outcome.stored.seq);
         }
@@ -297,11 +319,12 @@ async fn advance_senders(
     Ok(())
 }
 
-/// The batch's messages that are already stored (retries), by (conversation, sender, id).
+/// The batch's messages that are already stored (retries), by (conversation, sender, id),
+/// with their envelopes as stored.
 async fn find_existing<'a>(
     txn: &impl ConnectionTrait,
     batch: &'a [Job],
-) -> Result<HashMap<(i64, i64, &'a [u8]), Stored>, DbErr> {
+) -> Result<HashMap<(i64, i64, &'a [u8]), (Stored, Vec<u8>)>, DbErr> {
     let mut rows = Vec::new();
     for jobs in batch.chunks(ROWS_PER_STATEMENT) {
         let mut any = Condition::any();
@@ -324,11 +347,14 @@ async fn find_existing<'a>(
         }) {
             found.insert(
                 (job.conversation, job.sender, job.client_msg_id.as_slice()),
-                Stored {
-                    seq: row.seq,
-                    sent_at: row.sent_at,
-                    fresh: false,
-                },
+                (
+                    Stored {
+                        seq: row.seq,
+                        sent_at: row.sent_at,
+                        fresh: false,
+                    },
+                    row.envelope,
+                ),
             );
         }
     }

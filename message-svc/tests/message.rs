@@ -179,13 +179,24 @@ impl Stack {
 }
 
 #[tokio::test]
-async fn a_retry_is_stored_once_and_the_recipient_gets_it_live() {
+async fn a_retry_is_stored_once_and_pushed_again_as_stored() {
     for test in databases().await {
         let mut stack = start(test.db).await;
         let (amy, bo) = (stack.user("amy", false).await, stack.user("bo", true).await);
         let conversation = stack.befriend(amy, bo).await;
         let first = stack.send(amy, conversation, 1).await.unwrap();
-        let retry = stack.send(amy, conversation, 1).await.unwrap();
+        // The retry seals again (another envelope under the same id): the first one stays.
+        let retry = stack
+            .message
+            .send(SendRequest {
+                sender_id: amy,
+                conversation_id: conversation,
+                client_msg_id: vec![1; 16],
+                envelope: direct(9, 1),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         let second = stack.send(amy, conversation, 2).await.unwrap();
         assert_eq!(
             (first.seq, retry.seq, second.seq),
@@ -201,7 +212,7 @@ async fn a_retry_is_stored_once_and_the_recipient_gets_it_live() {
                 matches!(p, Pushed::Deliver(d) if d.deliveries.iter().any(|d| d.message.as_ref().is_some_and(|m| m.seq == 2)))
             })
             .await;
-        let delivered: Vec<u64> = stack
+        let delivered: Vec<(u64, Vec<u8>)> = stack
             .gateway
             .received()
             .iter()
@@ -212,10 +223,18 @@ async fn a_retry_is_stored_once_and_the_recipient_gets_it_live() {
             .flatten()
             .map(|d| {
                 assert_eq!(d.target.unwrap().user_id, bo);
-                d.message.unwrap().seq
+                let message = d.message.unwrap();
+                (message.seq, message.envelope)
             })
             .collect();
-        assert_eq!(delivered, [1, 2], "the retry is not delivered again");
+        // A retry means its sender had no answer: the first attempt's push may have died
+        // with its replica, so the message is pushed again, as stored.
+        assert_eq!(
+            delivered,
+            [(1, direct(1, 1)), (1, direct(1, 1)), (2, direct(2, 1))],
+            "{}",
+            test.backend
+        );
     }
 }
 
