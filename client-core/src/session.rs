@@ -172,12 +172,7 @@ impl Client {
                 let (conversation, seq) = (stored.conversation, stored.seq);
                 let received = self.receive(&account, stored).await?;
                 self.ack_later(conversation, seq);
-                if seq.0 > 1
-                    && !account
-                        .store
-                        .has_message(conversation, Seq(seq.0 - 1))
-                        .await?
-                {
+                if account.store.gap_below(conversation, seq).await? {
                     self.fill_gap_later();
                 }
                 match received {

@@ -157,20 +157,36 @@ impl Store {
         Ok(gap.map_or(seq, |held| Seq(unsigned(held))))
     }
 
-    /// Whether the message `seq` of `conversation` is held.
-    pub async fn has_message(
+    /// Whether a message is missing below `seq` (held) in `conversation`: the one just
+    /// before it, or one after any message held among the [`ACK_WINDOW`] seqs below it. So a
+    /// lost push shows even when the message after it is the user's own, answered to them and
+    /// never pushed.
+    pub async fn gap_below(
         &self,
         conversation: ConversationId,
         seq: Seq,
     ) -> Result<bool, ClientError> {
+        if seq.0 <= 1 {
+            return Ok(false);
+        }
         let row = self
             .db
             .query_one_raw(stmt(
-                "SELECT 1 AS held FROM messages WHERE conversation = ? AND seq = ?",
-                vec![int(conversation.0), int(seq.0)],
+                "SELECT NOT EXISTS (SELECT 1 FROM messages WHERE conversation = ?1 AND seq = ?2 - 1) \
+                 OR EXISTS (SELECT 1 FROM messages AS m WHERE conversation = ?1 AND seq < ?2 \
+                 AND seq >= ?3 AND NOT EXISTS (SELECT 1 FROM messages AS n \
+                 WHERE n.conversation = m.conversation AND n.seq = m.seq + 1)) AS gap",
+                vec![
+                    int(conversation.0),
+                    int(seq.0),
+                    int(seq.0.saturating_sub(ACK_WINDOW)),
+                ],
             ))
             .await?;
-        Ok(row.is_some())
+        match row {
+            Some(row) => Ok(row.try_get("", "gap")?),
+            None => Ok(false),
+        }
     }
 
     /// Up to `limit` messages of `conversation` before `before` (0: the newest), oldest first.
@@ -417,6 +433,24 @@ mod tests {
             store.ack_point(ConversationId(7), Seq(5)).await.unwrap(),
             Seq(5)
         );
-        assert!(store.has_message(ConversationId(7), Seq(3)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_gap_shows_below_any_message_held_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("user-1.db")).await.unwrap();
+        let gap = |seq| store.gap_below(ConversationId(7), Seq(seq));
+        store.put_message(&message(1)).await.unwrap();
+        assert!(!gap(1).await.unwrap(), "nothing comes before the first");
+        store.put_message(&message(3)).await.unwrap();
+        assert!(gap(3).await.unwrap(), "2 is missing just below");
+        // 4 (say, the user's own, answered to them) hides the gap from a check of 5's
+        // neighbour alone.
+        store.put_message(&message(4)).await.unwrap();
+        store.put_message(&message(5)).await.unwrap();
+        assert!(gap(5).await.unwrap(), "2 is still missing further below");
+        store.put_message(&message(2)).await.unwrap();
+        assert!(!gap(5).await.unwrap());
+        assert!(!gap(3).await.unwrap());
     }
 }
