@@ -61,6 +61,11 @@ pub struct Store {
 /// How many seqs below an arriving message [`Store::ack_point`] looks for a gap.
 pub const ACK_WINDOW: u64 = 1024;
 
+/// How many seqs below an arriving message [`Store::gap_below`] looks for a missing one. It
+/// runs for every message that arrives, so it counts an index range this long; a gap further
+/// down than this many of the user's own messages is fetched at the next login or reconnect.
+pub const GAP_WINDOW: u64 = 256;
+
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
 }
@@ -158,9 +163,9 @@ impl Store {
     }
 
     /// Whether a message is missing below `seq` (held) in `conversation`: the one just
-    /// before it, or one after any message held among the [`ACK_WINDOW`] seqs below it. So a
-    /// lost push shows even when the message after it is the user's own, answered to them and
-    /// never pushed.
+    /// before it, or any between it and the oldest message held among the [`GAP_WINDOW`]
+    /// seqs below it. So a lost push shows even when the message after it is the user's own,
+    /// answered to them and never pushed. One query: a count over an index range.
     pub async fn gap_below(
         &self,
         conversation: ConversationId,
@@ -173,13 +178,13 @@ impl Store {
             .db
             .query_one_raw(stmt(
                 "SELECT NOT EXISTS (SELECT 1 FROM messages WHERE conversation = ?1 AND seq = ?2 - 1) \
-                 OR EXISTS (SELECT 1 FROM messages AS m WHERE conversation = ?1 AND seq < ?2 \
-                 AND seq >= ?3 AND NOT EXISTS (SELECT 1 FROM messages AS n \
-                 WHERE n.conversation = m.conversation AND n.seq = m.seq + 1)) AS gap",
+                 OR (SELECT COUNT(*) FROM messages WHERE conversation = ?1 AND seq <= ?2 AND seq >= \
+                 (SELECT MIN(seq) FROM messages WHERE conversation = ?1 AND seq >= ?3)) \
+                 < ?2 + 1 - (SELECT MIN(seq) FROM messages WHERE conversation = ?1 AND seq >= ?3) AS gap",
                 vec![
                     int(conversation.0),
                     int(seq.0),
-                    int(seq.0.saturating_sub(ACK_WINDOW)),
+                    int(seq.0.saturating_sub(GAP_WINDOW)),
                 ],
             ))
             .await?;
