@@ -5,9 +5,10 @@
 //! waits at most `batch_wait` for more, up to `batch_max` sends; so under load one commit (one
 //! fsync) carries many messages, and alone a message waits at most `batch_wait`.
 //!
-//! Seqs: within the transaction each conversation's head row is created if missing and read
-//! `FOR UPDATE` (PostgreSQL; SQLite's single connection serialises transactions), so replicas
-//! writing to one conversation take turns and seqs stay unique and gap-free.
+//! Seqs: within the transaction each conversation's head row is created if missing and locked
+//! by an upsert, in conversation order (PostgreSQL; SQLite's single connection serialises
+//! transactions), so replicas writing to one conversation take turns and seqs stay unique and
+//! gap-free.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use protocol::e2e::EnvelopeShape;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    Set, TransactionTrait,
 };
 use service_kit::membership::members_of_many;
 use service_kit::wire_id;
@@ -182,7 +183,7 @@ fn authorise(
 
 /// Authorises and writes a batch in one transaction with a fixed number of statements,
 /// whatever its size: the memberships of the conversations involved, one query for retries
-/// already stored, one insert and one locking read for the heads, one insert for the new rows,
+/// already stored, one locking upsert for the heads, one insert for the new rows,
 /// one upsert of the senders' cursors, one update per conversation.
 async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Committed>, DbErr> {
     let txn = db.begin().await?;
@@ -362,31 +363,31 @@ async fn find_existing<'a>(
 }
 
 /// Creates the conversations' head rows where missing, locks them, and returns each
-/// `max_seq`.
+/// `max_seq`, in one statement: an upsert whose update changes nothing but takes the row's
+/// lock (PostgreSQL; a replica storing into the same conversation waits for this commit, then
+/// reads the head it left), returning every row.
 async fn lock_heads(
     txn: &impl ConnectionTrait,
     conversations: &[i64],
 ) -> Result<HashMap<i64, i64>, DbErr> {
-    conversation_head::Entity::insert_many(conversations.iter().map(|&conversation| {
-        conversation_head::ActiveModel {
-            conversation_id: Set(conversation),
-            max_seq: Set(0),
-            last_message_at: Set(0),
-        }
-    }))
-    .on_conflict(
-        OnConflict::column(conversation_head::Column::ConversationId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(conversation_head::Entity::find()
-        .filter(conversation_head::Column::ConversationId.is_in(conversations.iter().copied()))
-        .lock_exclusive()
-        .all(txn)
+    let unchanged = Expr::col((conversation_head::Entity, conversation_head::Column::MaxSeq));
+    Ok(
+        conversation_head::Entity::insert_many(conversations.iter().map(|&conversation| {
+            conversation_head::ActiveModel {
+                conversation_id: Set(conversation),
+                max_seq: Set(0),
+                last_message_at: Set(0),
+            }
+        }))
+        .on_conflict(
+            OnConflict::column(conversation_head::Column::ConversationId)
+                .value(conversation_head::Column::MaxSeq, unchanged)
+                .to_owned(),
+        )
+        .exec_with_returning(txn)
         .await?
         .into_iter()
         .map(|head| (head.conversation_id, head.max_seq))
-        .collect())
+        .collect(),
+    )
 }

@@ -239,6 +239,65 @@ async fn a_retry_is_stored_once_and_pushed_again_as_stored() {
 }
 
 #[tokio::test]
+async fn pushes_skip_sessions_on_a_gateway_whose_lease_ran_out() {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter, Set};
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (amy, bo) = (stack.user("amy", false).await, stack.user("bo", true).await);
+        let conversation = stack.befriend(amy, bo).await;
+        // bo's session moves to a gateway that stopped renewing its lease and has not been
+        // swept yet; it has the same push address, so a push would still be seen.
+        let live = entity::gateway::Entity::find_by_id("gw".to_owned())
+            .one(&stack.db)
+            .await
+            .unwrap()
+            .unwrap();
+        entity::gateway::ActiveModel {
+            id: Set("gone".into()),
+            push_addr: Set(live.push_addr),
+            lease_expires_at: Set(service_kit::now_ms() - 1_000),
+        }
+        .insert(&stack.db)
+        .await
+        .unwrap();
+        let db = stack.db.clone();
+        let move_bo = |gateway: &'static str| {
+            entity::session::Entity::update_many()
+                .col_expr(
+                    entity::session::Column::GatewayId,
+                    sea_orm::sea_query::Expr::value(gateway),
+                )
+                .filter(entity::session::Column::UserId.eq(bo))
+                .exec(&db)
+        };
+        move_bo("gone").await.unwrap();
+        stack.send(amy, conversation, 1).await.unwrap();
+        move_bo("gw").await.unwrap();
+        stack.send(amy, conversation, 2).await.unwrap();
+
+        // Pushes leave in the order stored: once the second is seen, the first would have been.
+        stack
+            .gateway
+            .wait_for("the second message", |p| {
+                matches!(p, Pushed::Deliver(d) if d.deliveries.iter().any(|d| d.message.as_ref().is_some_and(|m| m.seq == 2)))
+            })
+            .await;
+        let delivered: Vec<u64> = stack
+            .gateway
+            .received()
+            .iter()
+            .filter_map(|p| match p {
+                Pushed::Deliver(d) => Some(d.deliveries.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|d| d.message.unwrap().seq)
+            .collect();
+        assert_eq!(delivered, [2], "{}", test.backend);
+    }
+}
+
+#[tokio::test]
 async fn only_friends_and_members_may_write_and_limits_hold() {
     for test in databases().await {
         let mut stack = start(test.db).await;
