@@ -47,8 +47,9 @@ pub struct Config {
     /// Most messages written in one transaction. Default 2048.
     #[arg(long, env = "UCHAT_BATCH_MAX", default_value_t = 2048)]
     pub batch_max: usize,
-    /// Longest a batch waits for more messages before it commits, in microseconds. Default
-    /// 250: a lone message is stored at most this much later.
+    /// Longest a batch waits for more messages before it commits, in microseconds, when the
+    /// batch before it held more than one (under load). Default 250; a lone message never
+    /// waits.
     #[arg(long, env = "UCHAT_BATCH_WAIT_US", default_value_t = 250)]
     pub batch_wait_us: u64,
     /// Sends waiting for the writer before senders wait too. Default 8192.

@@ -1,9 +1,12 @@
 //! Group commit: concurrent sends are written by one task, many per transaction.
 //!
 //! Each send waits on a oneshot for its result, which comes only after the transaction that
-//! holds it committed. The task takes the first waiting send, then whatever else is queued, and
-//! waits at most `batch_wait` for more, up to `batch_max` sends; so under load one commit (one
-//! fsync) carries many messages, and alone a message waits at most `batch_wait`.
+//! holds it committed. The task takes the first waiting send, then whatever else is queued, up
+//! to `batch_max` sends; so under load one commit (one fsync) carries many messages. When the
+//! batch before had company (the sign of load), it also waits at most `batch_wait` for more.
+//! Alone, a message never waits: there is nobody to wait for, and tokio's timer would round
+//! even a 250 µs wait up to a millisecond or more (measured: p50 5.8 -> 4.3 ms at 20 messages/s
+//! with no wait).
 //!
 //! Seqs: within the transaction each conversation's head row is created if missing and locked
 //! by an upsert, in conversation order (PostgreSQL; SQLite's single connection serialises
@@ -102,6 +105,7 @@ pub async fn run(
     batch_max: usize,
     batch_wait: Duration,
 ) {
+    let mut busy = false;
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < batch_max {
@@ -110,7 +114,7 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        if batch.len() < batch_max && !batch_wait.is_zero() {
+        if busy && batch.len() < batch_max && !batch_wait.is_zero() {
             let deadline = tokio::time::Instant::now() + batch_wait;
             while batch.len() < batch_max {
                 match tokio::time::timeout_at(deadline, jobs.recv()).await {
@@ -119,6 +123,7 @@ pub async fn run(
                 }
             }
         }
+        busy = batch.len() > 1;
         metrics::histogram!(WRITER_BATCH_SIZE).record(batch.len() as f64);
         metrics::gauge!(WRITER_QUEUE).set(jobs.len() as f64);
         match commit(&db, &batch).await {

@@ -75,7 +75,22 @@ async fn listen() -> (TcpListener, String) {
     (listener, url)
 }
 
+/// message-svc's settings in these tests: limits small enough to reach.
+fn test_config() -> message_svc::Config {
+    message_svc::Config {
+        max_envelope_bytes: 1024,
+        sync_page_max: 50,
+        page_max_bytes: PAGE_MAX_BYTES,
+        max_attachment_bytes: MAX_ATTACHMENT,
+        ..message_svc::Config::default()
+    }
+}
+
 async fn start(db: DatabaseConnection) -> Stack {
+    start_with(db, test_config()).await
+}
+
+async fn start_with(db: DatabaseConnection, config: message_svc::Config) -> Stack {
     let account_config = account_svc::Config {
         argon2_memory_kib: 1024,
         argon2_iterations: 1,
@@ -97,13 +112,6 @@ async fn start(db: DatabaseConnection) -> Stack {
         std::future::pending(),
     ));
     let (l, message_url) = listen().await;
-    let config = message_svc::Config {
-        max_envelope_bytes: 1024,
-        sync_page_max: 50,
-        page_max_bytes: PAGE_MAX_BYTES,
-        max_attachment_bytes: MAX_ATTACHMENT,
-        ..message_svc::Config::default()
-    };
     tokio::spawn(message_svc::serve(
         l,
         db.clone(),
@@ -239,14 +247,46 @@ async fn a_retry_is_stored_once_and_pushed_again_as_stored() {
 }
 
 #[tokio::test]
+async fn a_lone_message_does_not_wait_for_company() {
+    // A batch waits for more sends only after one that had company; alone, a message is
+    // stored at once. With a wait this long, a lone send that waited would time out.
+    let config = message_svc::Config {
+        batch_wait_us: 60_000_000,
+        ..test_config()
+    };
+    for test in databases().await {
+        let mut stack = start_with(test.db, config.clone()).await;
+        let (amy, bo) = (
+            stack.user("amy", false).await,
+            stack.user("bo", false).await,
+        );
+        let conversation = stack.befriend(amy, bo).await;
+        for id in 1..=3 {
+            let sent = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                stack.send(amy, conversation, id),
+            )
+            .await;
+            assert_eq!(
+                sent.expect("the lone send waited").unwrap().seq,
+                u64::from(id),
+                "{}",
+                test.backend
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn pushes_skip_sessions_on_a_gateway_whose_lease_ran_out() {
     use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter, Set};
     for test in databases().await {
         let mut stack = start(test.db).await;
-        let (amy, bo) = (stack.user("amy", false).await, stack.user("bo", true).await);
-        let conversation = stack.befriend(amy, bo).await;
-        // bo's session moves to a gateway that stopped renewing its lease and has not been
-        // swept yet; it has the same push address, so a push would still be seen.
+        let amy = stack.user("amy", false).await;
+        let (bo, cy) = (stack.user("bo", true).await, stack.user("cy", true).await);
+        let (amy_bo, amy_cy) = (stack.befriend(amy, bo).await, stack.befriend(amy, cy).await);
+        // bo's session is on a gateway that stopped renewing its lease and has not been swept
+        // yet; it has the same push address as cy's, so a push to bo would still be seen.
         let live = entity::gateway::Entity::find_by_id("gw".to_owned())
             .one(&stack.db)
             .await
@@ -260,26 +300,23 @@ async fn pushes_skip_sessions_on_a_gateway_whose_lease_ran_out() {
         .insert(&stack.db)
         .await
         .unwrap();
-        let db = stack.db.clone();
-        let move_bo = |gateway: &'static str| {
-            entity::session::Entity::update_many()
-                .col_expr(
-                    entity::session::Column::GatewayId,
-                    sea_orm::sea_query::Expr::value(gateway),
-                )
-                .filter(entity::session::Column::UserId.eq(bo))
-                .exec(&db)
-        };
-        move_bo("gone").await.unwrap();
-        stack.send(amy, conversation, 1).await.unwrap();
-        move_bo("gw").await.unwrap();
-        stack.send(amy, conversation, 2).await.unwrap();
+        entity::session::Entity::update_many()
+            .col_expr(
+                entity::session::Column::GatewayId,
+                sea_orm::sea_query::Expr::value("gone"),
+            )
+            .filter(entity::session::Column::UserId.eq(bo))
+            .exec(&stack.db)
+            .await
+            .unwrap();
+        stack.send(amy, amy_bo, 1).await.unwrap();
+        stack.send(amy, amy_cy, 2).await.unwrap();
 
-        // Pushes leave in the order stored: once the second is seen, the first would have been.
+        // Pushes leave in the order stored: once cy's is seen, bo's would have been.
         stack
             .gateway
-            .wait_for("the second message", |p| {
-                matches!(p, Pushed::Deliver(d) if d.deliveries.iter().any(|d| d.message.as_ref().is_some_and(|m| m.seq == 2)))
+            .wait_for("cy's message", |p| {
+                matches!(p, Pushed::Deliver(d) if d.deliveries.iter().any(|d| d.message.as_ref().is_some_and(|m| m.conversation_id == amy_cy)))
             })
             .await;
         let delivered: Vec<u64> = stack
@@ -291,9 +328,9 @@ async fn pushes_skip_sessions_on_a_gateway_whose_lease_ran_out() {
                 _ => None,
             })
             .flatten()
-            .map(|d| d.message.unwrap().seq)
+            .map(|d| d.target.unwrap().user_id)
             .collect();
-        assert_eq!(delivered, [2], "{}", test.backend);
+        assert_eq!(delivered, [cy], "{}", test.backend);
     }
 }
 
