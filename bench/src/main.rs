@@ -30,6 +30,7 @@ mod suite;
 mod tally;
 mod users;
 
+use std::io::Write;
 use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
@@ -125,13 +126,18 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Prints `report`: one JSON object on a line of its own, or its table.
+/// Prints `report`; a reader that went away early (`| head -1`) ends the run quietly.
 fn emit(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(report)?);
+    let text = if json {
+        format!("{}\n", serde_json::to_string(report)?)
     } else {
-        print!("{report}");
+        report.to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
     }
-    Ok(())
 }
 
 #[cfg(test)]
