@@ -83,20 +83,19 @@ impl Client {
         progress: &(impl Fn(u64, u64) + Send + Sync),
     ) -> Result<AttachmentRef, ClientError> {
         let key = ContentKey::generate()?;
-        let plain = bytes.to_vec();
-        let key_bytes = key.to_bytes();
-        let (chunks, cipher_sha, plain_sha) = tokio::task::spawn_blocking(move || {
-            let key = ContentKey::from_bytes(&key_bytes);
-            let chunks: Vec<Vec<u8>> = plain
-                .chunks(ATTACHMENT_CHUNK_PLAINTEXT)
-                .enumerate()
-                .map(|(i, chunk)| key.seal_chunk(i as u64, chunk))
-                .collect();
-            let cipher_sha = e2e::sha256(&chunks.concat());
-            (chunks, cipher_sha, e2e::sha256(&plain))
-        })
-        .await
-        .map_err(|_| ClientError::Invalid("encryption was cancelled".into()))?;
+        // Sealed and hashed a chunk at a time, yielding between chunks: a whole file's work in
+        // one step (or a copy of it for another thread) would hold this task's thread, and
+        // every task sharing it, for tens of milliseconds.
+        let mut chunks = Vec::with_capacity(bytes.len().div_ceil(ATTACHMENT_CHUNK_PLAINTEXT));
+        let (mut cipher_sha, mut plain_sha) = (e2e::Checksum::default(), e2e::Checksum::default());
+        for (index, plain) in (0u64..).zip(bytes.chunks(ATTACHMENT_CHUNK_PLAINTEXT)) {
+            let sealed = key.seal_chunk(index, plain);
+            plain_sha.update(plain);
+            cipher_sha.update(&sealed);
+            chunks.push(sealed);
+            tokio::task::yield_now().await;
+        }
+        let (cipher_sha, plain_sha) = (cipher_sha.finish(), plain_sha.finish());
         let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let (attachment, chunk_size) = match self
             .request(Request::UploadStart {
@@ -167,6 +166,9 @@ impl Client {
         let key = ContentKey::from_bytes(key_bytes);
         // The size comes from another user's message: allocate by what arrives, never by it.
         let mut plain = Vec::with_capacity(SEALED_CHUNK_LEN);
+        // Hashed chunk by chunk: hashing the whole file at the end would hold this task's
+        // thread, and every task sharing it, for tens of milliseconds.
+        let mut checksum = e2e::Checksum::default();
         let mut offset = 0u64;
         let mut index = 0u64;
         loop {
@@ -182,7 +184,9 @@ impl Client {
             if data.is_empty() {
                 break;
             }
-            plain.extend(key.open_chunk(index, &data)?);
+            let opened = key.open_chunk(index, &data)?;
+            checksum.update(&opened);
+            plain.extend_from_slice(&opened);
             if plain.len() as u64 > attachment.size {
                 return Err(ClientError::Invalid(
                     "the server sent more than the file's size".into(),
@@ -195,7 +199,7 @@ impl Client {
                 break;
             }
         }
-        if e2e::sha256(&plain) != attachment.sha256 {
+        if checksum.finish() != attachment.sha256 {
             return Err(ClientError::Invalid(
                 "the downloaded file does not match its checksum".into(),
             ));

@@ -136,6 +136,46 @@ async fn a_20_mb_file_goes_through_while_both_keep_chatting() {
 }
 
 #[tokio::test]
+async fn a_download_that_does_not_match_the_senders_checksum_is_refused() {
+    let cluster = TestCluster::start().await;
+    let amy = cluster.user("amy").await;
+    let bo = cluster.user("bo").await;
+    let conversation = befriend(&amy, &bo).await;
+    // Three chunks: the checksum is taken over all of them, not only the last.
+    let file: Vec<u8> = (0..600 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let (_, body) = amy
+        .client
+        .send_file_with_id(
+            conversation,
+            protocol::ClientMsgId::random(),
+            "f.bin",
+            &file,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    let Body::File {
+        content: Content::Attachment(attachment),
+        ..
+    } = body
+    else {
+        panic!("a 600 KiB file is an attachment");
+    };
+    assert_eq!(
+        bo.client.download(&attachment, |_, _| {}).await.unwrap(),
+        file
+    );
+
+    let mut forged = attachment.clone();
+    forged.sha256[0] ^= 1;
+    let err = bo.client.download(&forged, |_, _| {}).await.unwrap_err();
+    assert!(
+        err.to_string().contains("does not match its checksum"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn messages_to_an_offline_user_arrive_at_login_with_the_unread_count() {
     let cluster = TestCluster::start().await;
     let amy = cluster.user("amy").await;
