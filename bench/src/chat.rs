@@ -25,7 +25,7 @@ use protocol::ConversationId;
 use protocol::message::FriendDecision;
 
 use crate::offer::{self, Counts, Plan};
-use crate::tally::{Latency, Tally};
+use crate::tally::{Checks, Latency, Tally};
 use crate::users::{self, User};
 
 /// The scenario's settings.
@@ -62,14 +62,9 @@ pub struct Report {
     /// Send to receipt.
     #[serde(flatten)]
     pub latency: Latency,
-    /// Sent but never told.
-    pub lost: u64,
-    /// Told more than once.
-    pub duplicated: u64,
-    /// Told after a later message of the same conversation.
-    pub out_of_order: u64,
-    /// Sends that failed (an error from the server or the connection).
-    pub failed: u64,
+    /// Lost, duplicated, out of order, failed.
+    #[serde(flatten)]
+    pub checks: Checks,
 }
 
 /// Makes `pairs` pairs of friends; returns them with their conversations.
@@ -190,10 +185,7 @@ pub async fn exchange(
         delivered: seen.delivered,
         delivered_per_sec: seen.per_sec(sending),
         latency: seen.latency,
-        lost: sent.saturating_sub(seen.delivered),
-        duplicated: seen.duplicated,
-        out_of_order: seen.out_of_order,
-        failed: counts.failed(),
+        checks: seen.checks(sent, counts.failed()),
     };
     let mut users = users.into_iter();
     let mut pairs = Vec::with_capacity(pair_count);
@@ -222,11 +214,7 @@ impl std::fmt::Display for Report {
             self.sent, self.delivered, self.delivered_per_sec
         )?;
         writeln!(f, "{}", self.latency)?;
-        writeln!(
-            f,
-            "lost {}  duplicated {}  out of order {}  failed sends {}",
-            self.lost, self.duplicated, self.out_of_order, self.failed
-        )
+        writeln!(f, "{}", self.checks)
     }
 }
 
@@ -236,6 +224,37 @@ mod tests {
 
     async fn cluster() -> e2e::TestCluster {
         e2e::TestCluster::start_with(|o| o.gateway.messages_per_minute = u32::MAX).await
+    }
+
+    #[test]
+    fn the_json_report_keeps_its_keys_at_the_top_level() {
+        let report = Report {
+            clients: 2,
+            offered_per_sec: 0.0,
+            sent: 1,
+            delivered: 1,
+            delivered_per_sec: 1.0,
+            latency: Latency {
+                p50_ms: 1.0,
+                p90_ms: 1.0,
+                p99_ms: 1.0,
+                max_ms: 1.0,
+            },
+            checks: Checks::default(),
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        for key in [
+            "delivered_per_sec",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "lost",
+            "duplicated",
+            "out_of_order",
+            "failed",
+        ] {
+            assert!(json.get(key).is_some(), "no {key} in {json}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,16 +271,7 @@ mod tests {
             let report = run(server, &options, true).await.unwrap();
             assert!(report.sent > 0, "{report:?}");
             assert_eq!(report.delivered, report.sent, "{report:?}");
-            assert_eq!(
-                (
-                    report.lost,
-                    report.duplicated,
-                    report.out_of_order,
-                    report.failed
-                ),
-                (0, 0, 0, 0),
-                "{report:?}"
-            );
+            assert_eq!(report.checks, Checks::default(), "{report:?}");
             assert!(
                 report.latency.p50_ms > 0.0 && report.latency.p50_ms <= report.latency.max_ms,
                 "{report:?}"

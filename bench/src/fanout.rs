@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::offer::{self, Counts, Plan};
-use crate::tally::{Latency, Tally};
+use crate::tally::{Checks, Latency, Tally};
 use crate::users;
 
 /// The scenario's settings.
@@ -47,14 +47,9 @@ pub struct Report {
     /// Send to each copy's arrival.
     #[serde(flatten)]
     pub latency: Latency,
-    /// Copies never told.
-    pub lost: u64,
-    /// Copies told more than once.
-    pub duplicated: u64,
-    /// Copies told after a later message.
-    pub out_of_order: u64,
-    /// Sends that failed.
-    pub failed: u64,
+    /// Copies lost, duplicated, out of order; sends failed.
+    #[serde(flatten)]
+    pub checks: Checks,
 }
 
 /// Runs the scenario against `server`.
@@ -135,10 +130,7 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
         deliveries: seen.delivered,
         deliveries_per_sec: seen.per_sec(sending),
         latency: seen.latency,
-        lost: expected.saturating_sub(seen.delivered),
-        duplicated: seen.duplicated,
-        out_of_order: seen.out_of_order,
-        failed: counts.failed(),
+        checks: seen.checks(expected, counts.failed()),
     })
 }
 
@@ -151,11 +143,7 @@ impl std::fmt::Display for Report {
             self.sent, self.messages_per_sec, self.deliveries, self.deliveries_per_sec
         )?;
         writeln!(f, "{}", self.latency)?;
-        writeln!(
-            f,
-            "lost {}  duplicated {}  out of order {}  failed sends {}",
-            self.lost, self.duplicated, self.out_of_order, self.failed
-        )
+        writeln!(f, "{}", self.checks)
     }
 }
 
@@ -177,15 +165,6 @@ mod tests {
         let report = run(server, &options, true).await.unwrap();
         assert!(report.sent > 0, "{report:?}");
         assert_eq!(report.deliveries, report.sent * 3, "{report:?}");
-        assert_eq!(
-            (
-                report.lost,
-                report.duplicated,
-                report.out_of_order,
-                report.failed
-            ),
-            (0, 0, 0, 0),
-            "{report:?}"
-        );
+        assert_eq!(report.checks, Checks::default(), "{report:?}");
     }
 }

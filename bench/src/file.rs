@@ -91,7 +91,7 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
         speeds.sort_by(|a, b| pick(a).total_cmp(&pick(b)));
         speeds.get(speeds.len() / 2).map_or(0.0, pick)
     };
-    let errors = |r: &chat::Report| r.lost + r.duplicated + r.out_of_order + r.failed;
+    let errors = |r: &chat::Report| r.checks.total();
     Ok(Report {
         size_mb: size as f64 / MB,
         transfers: speeds.len(),

@@ -260,7 +260,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         );
         figures.add("chat flat out, p99", "ms", None, flat.latency.p99_ms);
         for report in [&low, &high, &flat] {
-            errors += report.lost + report.duplicated + report.out_of_order + report.failed;
+            errors += report.checks.total();
         }
 
         let group = fanout::Options {
@@ -278,7 +278,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             Some(frames),
             group.deliveries_per_sec,
         );
-        errors += group.lost + group.duplicated + group.out_of_order + group.failed;
+        errors += group.checks.total();
 
         let transfer = file::Options {
             size_mb: 100,

@@ -90,6 +90,47 @@ impl Outcome {
     pub fn per_sec(&self, sending: Duration) -> f64 {
         self.delivered as f64 / self.span.max(sending).as_secs_f64()
     }
+
+    /// The checks of a run that expected `expected` deliveries and had `failed` sends.
+    pub fn checks(&self, expected: u64, failed: u64) -> Checks {
+        Checks {
+            lost: expected.saturating_sub(self.delivered),
+            duplicated: self.duplicated,
+            out_of_order: self.out_of_order,
+            failed,
+        }
+    }
+}
+
+/// What a run's checks found; every count must be zero. Flattened into the reports, so the
+/// JSON keys stay at the top level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Checks {
+    /// Expected but never told.
+    pub lost: u64,
+    /// Told more than once.
+    pub duplicated: u64,
+    /// Told after a later message of the same conversation.
+    pub out_of_order: u64,
+    /// Sends that failed (an error from the server or the connection).
+    pub failed: u64,
+}
+
+impl Checks {
+    /// Every count together: zero when the run lost, repeated, reordered and failed nothing.
+    pub fn total(&self) -> u64 {
+        self.lost + self.duplicated + self.out_of_order + self.failed
+    }
+}
+
+impl std::fmt::Display for Checks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lost {}  duplicated {}  out of order {}  failed sends {}",
+            self.lost, self.duplicated, self.out_of_order, self.failed
+        )
+    }
 }
 
 impl Tally {

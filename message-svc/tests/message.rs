@@ -222,13 +222,8 @@ async fn a_retry_is_stored_once_and_pushed_again_as_stored() {
             .await;
         let delivered: Vec<(u64, Vec<u8>)> = stack
             .gateway
-            .received()
-            .iter()
-            .filter_map(|p| match p {
-                Pushed::Deliver(d) => Some(d.deliveries.clone()),
-                _ => None,
-            })
-            .flatten()
+            .deliveries()
+            .into_iter()
             .map(|d| {
                 assert_eq!(d.target.unwrap().user_id, bo);
                 let message = d.message.unwrap();
@@ -321,13 +316,8 @@ async fn pushes_skip_sessions_on_a_gateway_whose_lease_ran_out() {
             .await;
         let delivered: Vec<u64> = stack
             .gateway
-            .received()
-            .iter()
-            .filter_map(|p| match p {
-                Pushed::Deliver(d) => Some(d.deliveries.clone()),
-                _ => None,
-            })
-            .flatten()
+            .deliveries()
+            .into_iter()
             .map(|d| d.target.unwrap().user_id)
             .collect();
         assert_eq!(delivered, [cy], "{}", test.backend);

@@ -13,7 +13,9 @@ use proto::account::account_client::AccountClient;
 use proto::account::{LoginRequest, RegisterRequest};
 use proto::common::PeerAddr;
 use proto::gateway::push_server::{Push, PushServer};
-use proto::gateway::{DeliverRequest, KickRequest, Notification, NotifyRequest, PushResponse};
+use proto::gateway::{
+    DeliverRequest, Delivery, KickRequest, Notification, NotifyRequest, PushResponse,
+};
 use proto::internal::{Authenticated, InternalKey};
 use proto::social::social_client::SocialClient;
 use proto::social::{AddFriendRequest, Decision, ResolveFriendRequestRequest};
@@ -266,6 +268,18 @@ impl RecordingGateway {
     /// Everything received so far.
     pub fn received(&self) -> Vec<Pushed> {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Every delivery received so far, the batches flattened, in the order they came.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.received()
+            .into_iter()
+            .filter_map(|pushed| match pushed {
+                Pushed::Deliver(batch) => Some(batch.deliveries),
+                _ => None,
+            })
+            .flatten()
+            .collect()
     }
 
     /// Waits up to five seconds for a received item matching `pred`.
