@@ -1,6 +1,6 @@
 //! message-svc replicas behind one name: the gateway balances over whatever the name resolves
-//! to, a replica that dies takes no message with it (every send is stored exactly once), and
-//! one that appears gets calls without a restart. On PostgreSQL (replicas share it; skipped with a notice without
+//! to, a replica that dies takes no message with it (every send is stored exactly once) nor
+//! fails the reads it was answering, and one that appears gets calls without a restart. On PostgreSQL (replicas share it; skipped with a notice without
 //! `UCHAT_TEST_DATABASE_URL`). Each replica runs in a runtime of its own, so killing it drops
 //! every socket and task it had, as SIGKILL would.
 
@@ -168,4 +168,73 @@ async fn a_replica_that_dies_loses_nothing_and_a_new_one_takes_calls() {
         assert!(seen.insert(text.clone()), "{text} was delivered twice");
     }
     drop(third);
+}
+
+/// How many queries of the test database wait for a lock.
+async fn waiting_on_locks(db: &sea_orm::DatabaseConnection) -> i64 {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_whose_replica_dies_mid_call_is_answered_by_another() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let Some(url) = service_kit::testing::postgres_database_url().await else {
+        return;
+    };
+    let key = service_kit::testing::internal_key();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Replica::start(&url, &key);
+    let listed = Listed::default();
+    listed.set(vec![first.addr]);
+    let addr = stack(&url, &key, &listed, dir.path()).await;
+    let amy = TestClient::user(addr.clone(), dir.path().join("amy"), "amy").await;
+    let mut bo = TestClient::user(addr, dir.path().join("bo"), "bo").await;
+    let conversation = befriend(&amy, &bo).await;
+    amy.client
+        .send_text(conversation, plain("hello"))
+        .await
+        .unwrap();
+    bo.wait_for_text("hello").await;
+
+    // The friendships (a sync's first read) locked away, so bo's sync is still at the
+    // replica when it dies.
+    let db = service_kit::db::connect(&url).await.unwrap();
+    let lock = db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE friends IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let sync = tokio::spawn({
+        let client = bo.client.clone();
+        async move { client.sync().await }
+    });
+    let began = std::time::Instant::now();
+    while waiting_on_locks(&db).await == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the sync never reached the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = Replica::start(&url, &key);
+    listed.set(vec![second.addr]);
+    first.kill();
+    lock.commit().await.unwrap();
+
+    let synced = sync.await.unwrap();
+    assert!(
+        synced.is_ok(),
+        "the sync failed with its replica: {synced:?}"
+    );
+    drop(second);
 }

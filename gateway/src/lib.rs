@@ -16,6 +16,7 @@ pub mod hub;
 pub mod lease;
 pub mod limits;
 pub mod push;
+pub mod retry;
 pub mod sends;
 pub mod session;
 pub mod telemetry;

@@ -12,8 +12,7 @@
 //! once), up to the batch bound.
 //!
 //! A call that fails because its message-svc replica died or did not answer in time is made
-//! again, up to [`SEND_ATTEMPTS`] times after a growing wait, with the same client message
-//! ids: the balanced channel sends it to a replica that answers, and message-svc's dedupe by
+//! again (see [`crate::retry`]) with the same client message ids: message-svc's dedupe by
 //! client message id makes a repeat of a send that was stored after all return the stored
 //! seq, not a second row. Each message still gets exactly one answer.
 
@@ -25,18 +24,10 @@ use proto::message::{SendBatchRequest, SendBatchResponse, SendRequest, SendRespo
 use protocol::message::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::convert::{client_code, status_to_error, unavailable};
+use crate::convert::{client_code, unavailable};
 
 /// Lanes, each with one `SendBatch` call in flight at a time.
 pub const SEND_LANES: usize = 4;
-
-/// Calls of one batch before its sends are answered `Unavailable`.
-pub const SEND_ATTEMPTS: u32 = 4;
-
-/// The wait before the second call of a batch, doubled before each further one (100, 200,
-/// 400 ms): time for the balancer to see a dead replica's connection fail, or for the next
-/// resolution to drop its address, so the next call goes to one that answers.
-pub const SEND_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 type Reply = oneshot::Sender<Result<SendResponse, Error>>;
 
@@ -89,7 +80,7 @@ impl SendQueue {
 }
 
 async fn lane(
-    mut client: MessageClient<Authenticated>,
+    client: MessageClient<Authenticated>,
     mut jobs: mpsc::Receiver<(SendRequest, Reply)>,
     batch_max: usize,
     timeout: Duration,
@@ -98,7 +89,7 @@ async fn lane(
     while jobs.recv_many(&mut batch, batch_max).await > 0 {
         let (sends, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         metrics::histogram!(crate::telemetry::SEND_BATCH_SIZE).record(sends.len() as f64);
-        match send_batch(&mut client, &sends, timeout).await {
+        match send_batch(&client, &sends, timeout).await {
             Ok(response) => {
                 let mut outcomes = response.outcomes.into_iter();
                 for reply in replies {
@@ -127,47 +118,19 @@ async fn lane(
     }
 }
 
-/// Makes the call, again on a failure that says the replica is gone or slow rather than that
-/// the request is wrong.
+/// Makes the call, again while the replica is gone or slow (the sends are safe to repeat).
 async fn send_batch(
-    client: &mut MessageClient<Authenticated>,
+    client: &MessageClient<Authenticated>,
     sends: &[SendRequest],
     timeout: Duration,
 ) -> Result<SendBatchResponse, Error> {
-    let mut last = unavailable();
-    for attempt in 1..=SEND_ATTEMPTS {
-        if attempt > 1 {
-            metrics::counter!(crate::telemetry::SEND_RETRIES).increment(1);
-            tokio::time::sleep(SEND_RETRY_BACKOFF * 2u32.pow(attempt - 2)).await;
-        }
+    crate::retry::repeatable("SendBatch", timeout, || {
+        let mut client = client.clone();
         // A copy per call: tonic takes the request, and the next attempt needs the sends.
         let request = SendBatchRequest {
             sends: sends.to_vec(),
         };
-        match tokio::time::timeout(timeout, client.send_batch(request)).await {
-            Ok(Ok(response)) => return Ok(response.into_inner()),
-            Ok(Err(status)) if replica_failed(status.code()) => {
-                tracing::warn!(attempt, %status, "a SendBatch call failed; trying another replica");
-                last = status_to_error(&status);
-            }
-            Ok(Err(status)) => return Err(status_to_error(&status)),
-            Err(_) => {
-                tracing::warn!(
-                    attempt,
-                    "a SendBatch call timed out; trying another replica"
-                );
-                last = unavailable();
-            }
-        }
-    }
-    Err(last)
-}
-
-/// Whether a failed call's code means the replica died or dropped the call, rather than a
-/// refusal of the request.
-fn replica_failed(code: tonic::Code) -> bool {
-    matches!(
-        code,
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-    )
+        async move { client.send_batch(request).await }
+    })
+    .await
 }

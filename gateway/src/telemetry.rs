@@ -17,8 +17,10 @@ pub const RATE_LIMITED: &str = "uchat_gateway_rate_limited_total";
 pub const OUTBOUND_BYTES: &str = "uchat_gateway_outbound_bytes";
 /// Sends coalesced into one `SendBatch` call.
 pub const SEND_BATCH_SIZE: &str = "uchat_gateway_send_batch_size";
-/// `SendBatch` calls made again after a replica failed.
-pub const SEND_RETRIES: &str = "uchat_gateway_send_retries_total";
+/// message-svc calls made again after a replica failed, by `call` (see [`RETRIED_CALLS`]).
+pub const RETRIES: &str = "uchat_gateway_retries_total";
+/// The calls [`crate::retry`] makes again, as named in [`RETRIES`].
+pub const RETRIED_CALLS: [&str; 5] = ["SendBatch", "Sync", "History", "Download", "UploadStatus"];
 /// Addresses a service's name currently resolves to, by `service`.
 pub const REPLICAS: &str = "uchat_gateway_replicas";
 
@@ -34,7 +36,9 @@ pub fn register() {
     for result in ["ok", "failed", "timeout"] {
         metrics::counter!(HANDSHAKES, "result" => result).absolute(0);
     }
-    metrics::counter!(SEND_RETRIES).absolute(0);
+    for call in RETRIED_CALLS {
+        metrics::counter!(RETRIES, "call" => call).absolute(0);
+    }
     metrics::gauge!(CONNECTIONS).increment(0.0);
     metrics::gauge!(SESSIONS).increment(0.0);
     metrics::gauge!(OUTBOUND_BYTES).increment(0.0);

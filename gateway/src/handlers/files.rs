@@ -9,6 +9,7 @@ use protocol::message::{Error, Response};
 use serde_bytes::ByteBuf;
 
 use super::{Ctx, call};
+use crate::retry::repeatable;
 
 pub async fn upload_start(cx: Ctx, size: u64, sha256: [u8; 32]) -> Result<Response, Error> {
     let shared = &cx.conn.shared;
@@ -49,8 +50,11 @@ pub async fn upload_status(cx: Ctx, attachment: AttachmentId) -> Result<Response
         user_id: cx.user_id(),
         attachment_id: attachment.0,
     };
-    let mut message = shared.services.message.clone();
-    let progress = call(shared.request_timeout(), message.upload_status(request)).await?;
+    let progress = repeatable("UploadStatus", shared.request_timeout(), || {
+        let mut message = shared.services.message.clone();
+        async move { message.upload_status(request).await }
+    })
+    .await?;
     Ok(upload_progress(progress))
 }
 
@@ -67,8 +71,11 @@ pub async fn download(
         offset,
         max_len,
     };
-    let mut message = shared.services.message.clone();
-    let chunk = call(shared.request_timeout(), message.download(request)).await?;
+    let chunk = repeatable("Download", shared.request_timeout(), || {
+        let mut message = shared.services.message.clone();
+        async move { message.download(request).await }
+    })
+    .await?;
     Ok(Response::Chunk {
         attachment,
         offset: chunk.offset,

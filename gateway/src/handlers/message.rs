@@ -6,6 +6,7 @@ use protocol::{ConversationId, Seq, Timestamp};
 
 use super::{Answer, Ctx, call, rate_limited, ready};
 use crate::convert;
+use crate::retry::repeatable;
 
 /// Room left in a frame for everything of a message page but the envelopes.
 const PAGE_OVERHEAD: usize = 64 * 1024;
@@ -54,8 +55,12 @@ pub async fn sync(cx: Ctx, cursors: Vec<Cursor>, limit: u32) -> Result<Response,
             .collect(),
         limit,
     };
-    let mut message = shared.services.message.clone();
-    let synced = call(shared.request_timeout(), message.sync(request)).await?;
+    let synced = repeatable("Sync", shared.request_timeout(), || {
+        let mut message = shared.services.message.clone();
+        let request = request.clone();
+        async move { message.sync(request).await }
+    })
+    .await?;
     Ok(page(&cx, synced.messages, synced.more))
 }
 
@@ -72,8 +77,11 @@ pub async fn history(
         before: before.0,
         limit,
     };
-    let mut message = shared.services.message.clone();
-    let history = call(shared.request_timeout(), message.history(request)).await?;
+    let history = repeatable("History", shared.request_timeout(), || {
+        let mut message = shared.services.message.clone();
+        async move { message.history(request).await }
+    })
+    .await?;
     Ok(page(&cx, history.messages, history.more))
 }
 
