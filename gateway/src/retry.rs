@@ -40,7 +40,9 @@ where
             Ok(Ok(response)) => return Ok(response.into_inner()),
             Ok(Err(status)) if replica_failed(status.code()) => {
                 tracing::warn!(attempt, what, %status, "a call failed; trying another replica");
-                last = status_to_error(&status);
+                // Said to the client as what it is, a service to try again later: a replica
+                // that died mid-call shows as `Unknown`, which would read as a server bug.
+                last = unavailable();
             }
             Ok(Err(status)) => return Err(status_to_error(&status)),
             Err(_) => {
@@ -59,4 +61,53 @@ fn replica_failed(code: tonic::Code) -> bool {
         code,
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use protocol::message::ErrorCode;
+    use tonic::{Code, Status};
+
+    use super::*;
+
+    /// Runs `repeatable` over calls that answer `answers` in turn; returns its result and how
+    /// many calls it made.
+    async fn run(answers: &[Code]) -> (Result<(), Error>, u32) {
+        let calls = AtomicU32::new(0);
+        let result = repeatable("test", Duration::from_secs(1), || {
+            let n = calls.fetch_add(1, Ordering::Relaxed) as usize;
+            let code = answers.get(n).copied().unwrap_or(Code::Ok);
+            async move {
+                match code {
+                    Code::Ok => Ok(tonic::Response::new(())),
+                    code => Err(Status::new(code, "said by the replica")),
+                }
+            }
+        })
+        .await;
+        (result, calls.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_replica_is_called_again_until_one_answers() {
+        let (result, calls) = run(&[Code::Unknown, Code::Unavailable]).await;
+        assert!(result.is_ok());
+        assert_eq!(calls, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_answered_at_once() {
+        let (result, calls) = run(&[Code::InvalidArgument]).await;
+        assert_eq!(result.unwrap_err().code, ErrorCode::Internal);
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replicas_dead_on_every_attempt_read_as_unavailable() {
+        let (result, calls) = run(&[Code::Unknown; ATTEMPTS as usize]).await;
+        assert_eq!(result.unwrap_err().code, ErrorCode::Unavailable);
+        assert_eq!(calls, ATTEMPTS);
+    }
 }
