@@ -14,15 +14,21 @@
 //! bounded in bytes as well as in count ([`FANOUT_QUEUE_MAX_BYTES`], [`LANE_MAX_BYTES`]), so a
 //! burst of large messages to a stalled gateway cannot make the service hold more memory than
 //! that; what does not fit is dropped and counted ([`FANOUT_DROPPED`]).
+//!
+//! A lane with nothing to push for [`LANE_IDLE`] ends, and the next round for its gateway
+//! starts another: the lanes of gateways that went away (restarted on another address,
+//! scaled down) do not stay for the life of the process.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use proto::message::StoredMessage;
 use sea_orm::DatabaseConnection;
 use service_kit::push::{LiveSession, Pusher, live_sessions};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 /// Most messages one fan-out round takes from its queue.
 pub const FANOUT_BATCH_MAX: usize = 1024;
@@ -35,6 +41,9 @@ pub const LANE_ROUNDS: usize = 64;
 
 /// Most envelope bytes waiting on one gateway's lane.
 pub const LANE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// A lane with nothing to push for this long ends.
+pub const LANE_IDLE: Duration = Duration::from_secs(60);
 
 /// A stored message and who should get it.
 #[derive(Debug)]
@@ -144,6 +153,7 @@ async fn run(
                 }
             }
         }
+        lanes.forget_ended();
         for (gateway, round) in by_gateway {
             lanes.send(gateway, round);
         }
@@ -177,31 +187,88 @@ impl Lanes {
         }
     }
 
-    /// Queues `round` on `gateway`'s lane; drops it (counted) when the lane is full.
+    /// Forgets the lanes that ended for want of work.
+    fn forget_ended(&mut self) {
+        self.lanes.retain(|_, lane| !lane.rounds.is_closed());
+    }
+
+    /// Queues `round` on `gateway`'s lane (started if it has none, or if it just ended);
+    /// drops it (counted) when the lane is full.
     fn send(&mut self, gateway: String, round: Round) {
-        let push = &self.push;
-        let lane = self.lanes.entry(gateway).or_insert_with(|| {
-            let (rounds, queue) = mpsc::channel(LANE_ROUNDS);
-            let bytes = Arc::new(AtomicUsize::new(0));
-            tokio::spawn(lane(push.clone(), queue, bytes.clone()));
-            Lane { rounds, bytes }
-        });
         let (count, size) = (round.deliveries.len(), round.bytes);
+        let lane = self.lane(gateway.clone());
         if !take(&lane.bytes, size, LANE_MAX_BYTES) {
             dropped(count, "a gateway's fan-out lane is full");
             return;
         }
-        if lane.rounds.try_send(round).is_err() {
-            lane.bytes.fetch_sub(size, Ordering::Relaxed);
-            dropped(count, "a gateway's fan-out lane is full");
+        match lane.rounds.try_send(round) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                lane.bytes.fetch_sub(size, Ordering::Relaxed);
+                dropped(count, "a gateway's fan-out lane is full");
+            }
+            // It ended after `forget_ended` looked: a new lane takes the round.
+            Err(TrySendError::Closed(round)) => {
+                self.lanes.remove(&gateway);
+                self.send(gateway, round);
+            }
         }
+    }
+
+    fn lane(&mut self, gateway: String) -> &Lane {
+        let push = &self.push;
+        self.lanes.entry(gateway).or_insert_with(|| {
+            let (rounds, queue) = mpsc::channel(LANE_ROUNDS);
+            let bytes = Arc::new(AtomicUsize::new(0));
+            tokio::spawn(lane(push.clone(), queue, bytes.clone()));
+            Lane { rounds, bytes }
+        })
     }
 }
 
 /// Makes one gateway's `Deliver` calls, one round after another.
+/// Ends after [`LANE_IDLE`] without a round.
 async fn lane(push: Pusher, mut rounds: mpsc::Receiver<Round>, bytes: Arc<AtomicUsize>) {
-    while let Some(round) = rounds.recv().await {
+    loop {
+        let round = match tokio::time::timeout(LANE_IDLE, rounds.recv()).await {
+            Ok(Some(round)) => round,
+            Ok(None) => return,
+            Err(_) => {
+                // Closed before the last look, so no round can be queued here and then lost.
+                rounds.close();
+                match rounds.recv().await {
+                    Some(round) => round,
+                    None => return,
+                }
+            }
+        };
         bytes.fetch_sub(round.bytes, Ordering::Relaxed);
         push.deliver(round.deliveries).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_lane_ends_and_the_next_round_starts_another() {
+        let mut lanes = Lanes::new(Pusher::new(service_kit::testing::internal_key()));
+        // No deliveries: the lane has nothing to call its gateway for.
+        lanes.send("gone:1".into(), Round::default());
+        tokio::time::sleep(LANE_IDLE / 2).await;
+        lanes.forget_ended();
+        assert_eq!(
+            lanes.lanes.len(),
+            1,
+            "a lane lives while it had work lately"
+        );
+
+        tokio::time::sleep(LANE_IDLE * 2).await;
+        lanes.forget_ended();
+        assert!(lanes.lanes.is_empty(), "an idle lane ended");
+
+        lanes.send("gone:1".into(), Round::default());
+        assert!(lanes.lanes.values().all(|lane| !lane.rounds.is_closed()));
     }
 }
