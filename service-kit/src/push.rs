@@ -22,12 +22,17 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
 };
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 use tonic::transport::Endpoint;
 
 use crate::now_ms;
 
 /// How long one push call may take before it is abandoned.
 pub const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A gateway's channel unused for this long is dropped (and made again if it is needed), so
+/// the channels of gateways that went away do not stay for the life of the process.
+pub const CHANNEL_IDLE: Duration = Duration::from_secs(10 * 60);
 
 /// A live session: where the user is connected, and with which epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +105,12 @@ pub async fn live_sessions(
 #[derive(Clone)]
 pub struct Pusher {
     key: InternalKey,
-    channels: Arc<Mutex<HashMap<String, PushClient<Authenticated>>>>,
+    /// Each gateway's channel, with when it was last asked for.
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
+
+/// A gateway's channel and when it was last asked for.
+type Channel = (PushClient<Authenticated>, Instant);
 
 impl std::fmt::Debug for Pusher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,8 +128,11 @@ impl Pusher {
     }
 
     async fn client(&self, push_addr: &str) -> Option<PushClient<Authenticated>> {
+        let now = Instant::now();
         let mut channels = self.channels.lock().await;
-        if let Some(client) = channels.get(push_addr) {
+        channels.retain(|_, (_, used)| now.duration_since(*used) < CHANNEL_IDLE);
+        if let Some((client, used)) = channels.get_mut(push_addr) {
+            *used = now;
             return Some(client.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{push_addr}"))
@@ -133,7 +145,7 @@ impl Pusher {
         let client = PushClient::new(self.key.authenticate(endpoint.connect_lazy()))
             .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
             .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES);
-        channels.insert(push_addr.to_owned(), client.clone());
+        channels.insert(push_addr.to_owned(), (client.clone(), now));
         Some(client)
     }
 
@@ -275,6 +287,32 @@ pub fn summary(user: &entity::user::Model) -> UserSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gateways_channel_unused_for_long_is_dropped() {
+        let pusher = Pusher::new(InternalKey::from_bytes([7; proto::internal::KEY_LEN]));
+        let held = || async {
+            pusher
+                .channels
+                .lock()
+                .await
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        pusher.client("127.0.0.1:1").await.unwrap();
+        tokio::time::sleep(CHANNEL_IDLE / 2).await;
+        pusher.client("127.0.0.1:2").await.unwrap();
+        assert_eq!(held().await.len(), 2, "both used lately");
+
+        tokio::time::sleep(CHANNEL_IDLE / 2).await;
+        pusher.client("127.0.0.1:2").await.unwrap();
+        assert_eq!(
+            held().await,
+            ["127.0.0.1:2"],
+            "the first, idle, was dropped"
+        );
+    }
 
     fn delivery(envelope_len: usize) -> Delivery {
         Delivery {
