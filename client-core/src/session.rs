@@ -124,7 +124,7 @@ impl Client {
                     .join(format!("user-{}.db", bundle.me.id.0));
                 Store::open(&path).await?
             }
-            crate::LocalStore::Memory => Store::open_in_memory().await?,
+            crate::LocalStore::Memory => Store::in_memory(),
         };
         store.put_contacts(&bundle).await?;
         for state in &bundle.conversations {

@@ -1,14 +1,14 @@
-//! The client's local SQLite store: message history (plaintext, on the user's own machine),
-//! read marks, the outbox of unacknowledged messages, the certificate cache and the contacts
-//! as last seen. History shows offline from here (F5).
+//! The store as a SQLite file: what a desktop client keeps between runs ([`LocalStore::File`]).
+//!
+//! [`LocalStore::File`]: crate::LocalStore::File
 
 use std::path::Path;
 
-use protocol::e2e::Body;
 use protocol::message::LoginBundle;
 use protocol::{ClientMsgId, ConversationId, Seq, Timestamp, UserId, codec};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 
+use super::{ACK_WINDOW, GAP_WINDOW, LocalMessage, Queued};
 use crate::error::ClientError;
 
 const SCHEMA: &[&str] = &[
@@ -22,49 +22,11 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
 ];
 
-/// A message as the client keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalMessage {
-    /// The conversation.
-    pub conversation: ConversationId,
-    /// Its place in the conversation.
-    pub seq: Seq,
-    /// Who sent it.
-    pub sender: UserId,
-    /// The sender's id for it.
-    pub client_msg_id: ClientMsgId,
-    /// When the server stored it.
-    pub sent_at: Timestamp,
-    /// What it says.
-    pub body: Body,
-}
-
-/// A message sent but not yet acknowledged by the server.
+/// One user's SQLite file.
 #[derive(Debug, Clone)]
-pub struct Queued {
-    /// Its id, kept for every resend so the server stores it once.
-    pub client_msg_id: ClientMsgId,
-    /// The conversation.
-    pub conversation: ConversationId,
-    /// The sealed envelope.
-    pub envelope: Vec<u8>,
-    /// The plaintext, to store once acknowledged.
-    pub body: Body,
-}
-
-/// The local store of one user.
-#[derive(Debug, Clone)]
-pub struct Store {
+pub(super) struct Sqlite {
     db: DatabaseConnection,
 }
-
-/// How many seqs below an arriving message [`Store::ack_point`] looks for a gap.
-pub const ACK_WINDOW: u64 = 1024;
-
-/// How many seqs below an arriving message [`Store::gap_below`] looks for a missing one. It
-/// runs for every message that arrives, so it counts an index range this long; a gap further
-/// down than this many of the user's own messages is fetched at the next login or reconnect.
-pub const GAP_WINDOW: u64 = 256;
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
@@ -82,9 +44,9 @@ fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-impl Store {
+impl Sqlite {
     /// Opens (creating) the store at `path`.
-    pub async fn open(path: &Path) -> Result<Self, ClientError> {
+    pub(super) async fn open(path: &Path) -> Result<Self, ClientError> {
         let db = Self::connect(format!("sqlite://{}?mode=rwc", path.display())).await?;
         // A local copy: the server holds the messages durably, so a crash that loses the
         // last local write costs only a re-sync. WAL with NORMAL sync avoids an fsync per
@@ -92,12 +54,6 @@ impl Store {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         db.execute_unprepared("PRAGMA synchronous=NORMAL").await?;
         Self::with_schema(db).await
-    }
-
-    /// A store in memory, gone when dropped ([`crate::LocalStore::Memory`]).
-    pub async fn open_in_memory() -> Result<Self, ClientError> {
-        // One connection: each connection to `sqlite::memory:` is a database of its own.
-        Self::with_schema(Self::connect("sqlite::memory:".to_owned()).await?).await
     }
 
     async fn connect(url: String) -> Result<DatabaseConnection, ClientError> {
@@ -113,9 +69,7 @@ impl Store {
         Ok(Self { db })
     }
 
-    /// Stores a message (again: a message already stored is left as it is); `true` if it was
-    /// not held before.
-    pub async fn put_message(&self, message: &LocalMessage) -> Result<bool, ClientError> {
+    pub(super) async fn put_message(&self, message: &LocalMessage) -> Result<bool, ClientError> {
         let body = codec::encode(&message.body).map_err(protocol::E2eError::from)?;
         let done = self
             .db
@@ -134,10 +88,8 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// How far delivery of `conversation` can be acknowledged when `seq` arrived: `seq`,
-    /// or the last message held before the highest gap among the [`ACK_WINDOW`] seqs below
-    /// it. A bounded look (an index range), so a long history costs nothing per message.
-    pub async fn ack_point(
+    /// One query over an index range.
+    pub(super) async fn ack_point(
         &self,
         conversation: ConversationId,
         seq: Seq,
@@ -162,11 +114,8 @@ impl Store {
         Ok(gap.map_or(seq, |held| Seq(unsigned(held))))
     }
 
-    /// Whether a message is missing below `seq` (held) in `conversation`: the one just
-    /// before it, or any between it and the oldest message held among the [`GAP_WINDOW`]
-    /// seqs below it. So a lost push shows even when the message after it is the user's own,
-    /// answered to them and never pushed. One query: a count over an index range.
-    pub async fn gap_below(
+    /// One query: a count over an index range.
+    pub(super) async fn gap_below(
         &self,
         conversation: ConversationId,
         seq: Seq,
@@ -194,8 +143,7 @@ impl Store {
         }
     }
 
-    /// Up to `limit` messages of `conversation` before `before` (0: the newest), oldest first.
-    pub async fn history(
+    pub(super) async fn history(
         &self,
         conversation: ConversationId,
         before: Seq,
@@ -229,12 +177,7 @@ impl Store {
         Ok(messages)
     }
 
-    /// Per conversation, the seq up to which the history held is whole: the end of the run
-    /// of consecutive seqs that starts at the oldest message held (the sync cursors). A
-    /// message held past a gap (the client's own, answered before a friend's earlier one
-    /// arrived; a push that overtook another) does not move it, so the next sync fetches
-    /// the gap.
-    pub async fn cursors(&self) -> Result<Vec<(ConversationId, Seq)>, ClientError> {
+    pub(super) async fn cursors(&self) -> Result<Vec<(ConversationId, Seq)>, ClientError> {
         let rows = self
             .db
             .query_all_raw(stmt(
@@ -255,8 +198,7 @@ impl Store {
             .map_err(ClientError::from)
     }
 
-    /// Records that everything up to `seq` was read (never moves back).
-    pub async fn mark_read(
+    pub(super) async fn mark_read(
         &self,
         conversation: ConversationId,
         seq: Seq,
@@ -271,8 +213,7 @@ impl Store {
         Ok(())
     }
 
-    /// Messages from others after the read mark.
-    pub async fn unread(
+    pub(super) async fn unread(
         &self,
         conversation: ConversationId,
         me: UserId,
@@ -291,8 +232,7 @@ impl Store {
             .map_or(0, unsigned))
     }
 
-    /// Queues an outgoing message until the server acknowledges it.
-    pub async fn enqueue(&self, queued: &Queued) -> Result<(), ClientError> {
+    pub(super) async fn enqueue(&self, queued: &Queued) -> Result<(), ClientError> {
         let body = codec::encode(&queued.body).map_err(protocol::E2eError::from)?;
         self.db
             .execute_raw(stmt(
@@ -309,8 +249,7 @@ impl Store {
         Ok(())
     }
 
-    /// Removes an acknowledged message from the outbox.
-    pub async fn dequeue(&self, id: ClientMsgId) -> Result<(), ClientError> {
+    pub(super) async fn dequeue(&self, id: ClientMsgId) -> Result<(), ClientError> {
         self.db
             .execute_raw(stmt(
                 "DELETE FROM outbox WHERE client_msg_id = ?",
@@ -320,8 +259,7 @@ impl Store {
         Ok(())
     }
 
-    /// Every unacknowledged message, oldest first.
-    pub async fn outbox(&self) -> Result<Vec<Queued>, ClientError> {
+    pub(super) async fn outbox(&self) -> Result<Vec<Queued>, ClientError> {
         let rows = self
             .db
             .query_all_raw(stmt("SELECT * FROM outbox ORDER BY queued_at", vec![]))
@@ -340,8 +278,7 @@ impl Store {
         Ok(queued)
     }
 
-    /// The cached public key of `user`.
-    pub async fn certificate(&self, user: UserId) -> Result<Option<Vec<u8>>, ClientError> {
+    pub(super) async fn certificate(&self, user: UserId) -> Result<Option<Vec<u8>>, ClientError> {
         let row = self
             .db
             .query_one_raw(stmt(
@@ -352,8 +289,11 @@ impl Store {
         Ok(row.map(|r| r.try_get("", "public_key")).transpose()?)
     }
 
-    /// Caches `user`'s public key.
-    pub async fn put_certificate(&self, user: UserId, key: &[u8]) -> Result<(), ClientError> {
+    pub(super) async fn put_certificate(
+        &self,
+        user: UserId,
+        key: &[u8],
+    ) -> Result<(), ClientError> {
         self.db
             .execute_raw(stmt(
                 "INSERT OR REPLACE INTO certificates VALUES (?, ?)",
@@ -363,8 +303,7 @@ impl Store {
         Ok(())
     }
 
-    /// Saves the contacts as last seen, for offline display.
-    pub async fn put_contacts(&self, bundle: &LoginBundle) -> Result<(), ClientError> {
+    pub(super) async fn put_contacts(&self, bundle: &LoginBundle) -> Result<(), ClientError> {
         let bytes = codec::encode(bundle).map_err(protocol::E2eError::from)?;
         self.db
             .execute_raw(stmt(
@@ -375,8 +314,7 @@ impl Store {
         Ok(())
     }
 
-    /// The contacts as last seen.
-    pub async fn contacts(&self) -> Result<Option<LoginBundle>, ClientError> {
+    pub(super) async fn contacts(&self) -> Result<Option<LoginBundle>, ClientError> {
         let row = self
             .db
             .query_one_raw(stmt(
@@ -389,73 +327,5 @@ impl Store {
         Ok(Some(
             codec::decode(&bytes).map_err(protocol::E2eError::from)?,
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use protocol::e2e::StyledText;
-
-    use super::*;
-
-    fn message(seq: u64) -> LocalMessage {
-        LocalMessage {
-            conversation: ConversationId(7),
-            seq: Seq(seq),
-            sender: UserId(1),
-            client_msg_id: ClientMsgId([seq as u8; 16]),
-            sent_at: Timestamp(seq),
-            body: Body::Text(StyledText {
-                text: format!("m{seq}"),
-                font_size: 12,
-                color: [0, 0, 0],
-            }),
-        }
-    }
-
-    #[tokio::test]
-    async fn cursors_and_acknowledgements_stop_at_a_gap() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("user-1.db")).await.unwrap();
-        for seq in [1, 2, 4, 5] {
-            assert!(store.put_message(&message(seq)).await.unwrap());
-        }
-        assert!(
-            !store.put_message(&message(4)).await.unwrap(),
-            "held already"
-        );
-        let whole = store.cursors().await.unwrap();
-        assert_eq!(whole, vec![(ConversationId(7), Seq(2))]);
-        assert_eq!(
-            store.ack_point(ConversationId(7), Seq(5)).await.unwrap(),
-            Seq(2)
-        );
-
-        store.put_message(&message(3)).await.unwrap();
-        let whole = store.cursors().await.unwrap();
-        assert_eq!(whole, vec![(ConversationId(7), Seq(5))]);
-        assert_eq!(
-            store.ack_point(ConversationId(7), Seq(5)).await.unwrap(),
-            Seq(5)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_gap_shows_below_any_message_held_past_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("user-1.db")).await.unwrap();
-        let gap = |seq| store.gap_below(ConversationId(7), Seq(seq));
-        store.put_message(&message(1)).await.unwrap();
-        assert!(!gap(1).await.unwrap(), "nothing comes before the first");
-        store.put_message(&message(3)).await.unwrap();
-        assert!(gap(3).await.unwrap(), "2 is missing just below");
-        // 4 (say, the user's own, answered to them) hides the gap from a check of 5's
-        // neighbour alone.
-        store.put_message(&message(4)).await.unwrap();
-        store.put_message(&message(5)).await.unwrap();
-        assert!(gap(5).await.unwrap(), "2 is still missing further below");
-        store.put_message(&message(2)).await.unwrap();
-        assert!(!gap(5).await.unwrap());
-        assert!(!gap(3).await.unwrap());
     }
 }
