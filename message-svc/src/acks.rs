@@ -4,23 +4,28 @@
 //! as many acknowledgements as deliveries: a group message to 100 members brings 99. Each
 //! moves one cursor row, and alone each would be a transaction of its own (one fsync on
 //! SQLite, whose one connection every other query waits behind). One task takes whatever
-//! acknowledgements are waiting, up to [`ACK_BATCH_MAX`], checks them with one membership
-//! query, and moves their cursors in one transaction; each caller hears its own result once
-//! that transaction committed.
+//! acknowledgements are waiting, up to [`ACK_BATCH_MAX`], and in one transaction checks them
+//! with one membership query, reads the conversations' newest seqs with one more and moves
+//! their cursors with one upsert per [`ROWS_PER_STATEMENT`] cursors (statements, not
+//! acknowledgements: each statement is a hand-off to SQLite's thread and back). Each caller
+//! hears its own result once that transaction committed.
+//!
+//! [`ROWS_PER_STATEMENT`]: crate::store::ROWS_PER_STATEMENT
 //!
 //! The queue holds at most [`ACK_QUEUE`] acknowledgements, each a few dozen bytes of fixed
 //! size, so its count bounds its bytes. When it is full, callers wait for room (their calls
 //! have deadlines); nothing is dropped, since a dropped acknowledgement would be answered as
 //! done.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use service_kit::membership::members_of_many;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::{logic, store};
+use crate::logic;
+use crate::store::{self, Forward};
 
 /// Most acknowledgements one transaction takes.
 pub const ACK_BATCH_MAX: usize = 1024;
@@ -110,26 +115,25 @@ async fn apply(db: &DatabaseConnection, acks: &[Ack]) -> Result<Vec<Result<(), E
             None => Err(Error::ConversationNotFound),
         })
         .collect();
-    // Rows in one order in every transaction, so that two replicas' batches on PostgreSQL
-    // cannot wait for each other's rows.
-    let mut allowed: Vec<&Ack> = acks
+    let heads = store::max_seqs(&txn, conversations).await?;
+    // Merged per cursor: one row may appear once in an upsert (PostgreSQL refuses a second).
+    let mut forward: BTreeMap<(i64, i64), Forward> = BTreeMap::new();
+    for (ack, _) in acks
         .iter()
         .zip(&results)
-        .filter_map(|(ack, result)| result.is_ok().then_some(ack))
-        .collect();
-    allowed.sort_by_key(|ack| (ack.conversation, ack.user));
-    let mut newest: HashMap<i64, i64> = HashMap::new();
-    for ack in allowed {
-        let max = match newest.get(&ack.conversation) {
-            Some(max) => *max,
-            None => {
-                let max = store::max_seq(&txn, ack.conversation).await?;
-                newest.insert(ack.conversation, max);
-                max
-            }
-        };
-        store::advance_cursor(&txn, ack.conversation, ack.user, ack.seq.min(max), ack.read).await?;
+        .filter(|(_, result)| result.is_ok())
+    {
+        // Never past the newest message.
+        let seq = ack
+            .seq
+            .min(heads.get(&ack.conversation).copied().unwrap_or(0));
+        let to = forward.entry((ack.conversation, ack.user)).or_default();
+        to.delivered = to.delivered.max(seq);
+        if ack.read {
+            to.read = to.read.max(seq);
+        }
     }
+    store::advance_cursors(&txn, forward).await?;
     txn.commit().await?;
     Ok(results)
 }

@@ -1,12 +1,16 @@
 //! message-svc's reads and cursor writes: plain async functions over a connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use entity::{chat_history, conversation_head, cursor};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
+
+/// Most rows one statement inserts or looks up. Statements of at most this many rows have few
+/// distinct shapes, so the driver's prepared-statement cache keeps them all.
+pub const ROWS_PER_STATEMENT: usize = 32;
 
 /// Rows read per query while a page is filled by size.
 pub const FETCH_ROWS: u64 = 32;
@@ -25,13 +29,7 @@ pub async fn sync_page(
     cursors: Vec<(i64, i64)>,
     budget: &mut crate::logic::PageBudget,
 ) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
-    let heads: HashMap<i64, i64> = conversation_head::Entity::find()
-        .filter(conversation_head::Column::ConversationId.is_in(cursors.iter().map(|c| c.0)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|head| (head.conversation_id, head.max_seq))
-        .collect();
+    let heads = max_seqs(db, cursors.iter().map(|c| c.0)).await?;
     let mut turns: VecDeque<(i64, i64)> = cursors
         .into_iter()
         .filter(|(conversation, cursor)| heads.get(conversation).is_some_and(|max| max > cursor))
@@ -123,50 +121,60 @@ pub async fn before(
     Ok((rows, more))
 }
 
-/// The newest seq of a conversation (0 when it has none).
-pub async fn max_seq(db: &impl ConnectionTrait, conversation: i64) -> Result<i64, DbErr> {
-    Ok(conversation_head::Entity::find_by_id(conversation)
-        .one(db)
+/// The newest seq of each of `conversations` that has a message.
+pub async fn max_seqs(
+    db: &impl ConnectionTrait,
+    conversations: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, i64>, DbErr> {
+    Ok(conversation_head::Entity::find()
+        .filter(conversation_head::Column::ConversationId.is_in(conversations))
+        .all(db)
         .await?
-        .map_or(0, |h| h.max_seq))
+        .into_iter()
+        .map(|head| (head.conversation_id, head.max_seq))
+        .collect())
 }
 
-/// Moves the user's cursor forward to `seq`, never back: the delivered one, and with `read`
-/// the read one too (what was read was delivered).
-pub async fn advance_cursor(
+/// Where one user's cursors in one conversation move to (0: where it is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// Held up to here.
+    pub delivered: i64,
+    /// Read up to here.
+    pub read: i64,
+}
+
+/// Moves each `(conversation, user)`'s cursors forward to its [`Forward`], never back,
+/// creating the row where there is none: one upsert per [`ROWS_PER_STATEMENT`] rows. The
+/// map's order is the order rows are locked in, the same in every transaction, so two on
+/// PostgreSQL never wait for each other's rows.
+pub async fn advance_cursors(
     db: &impl ConnectionTrait,
-    conversation: i64,
-    user: i64,
-    seq: i64,
-    read: bool,
+    cursors: BTreeMap<(i64, i64), Forward>,
 ) -> Result<(), DbErr> {
-    cursor::Entity::insert(cursor::ActiveModel {
-        conversation_id: Set(conversation),
-        user_id: Set(user),
-        delivered_seq: Set(0),
-        read_seq: Set(0),
-    })
-    .on_conflict(
-        OnConflict::columns([cursor::Column::ConversationId, cursor::Column::UserId])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    let mine = |q: sea_orm::UpdateMany<cursor::Entity>| {
-        q.filter(cursor::Column::ConversationId.eq(conversation))
-            .filter(cursor::Column::UserId.eq(user))
+    let forward = |column: &str| {
+        Expr::cust(format!(
+            "CASE WHEN excluded.{column} > cursors.{column} THEN excluded.{column} \
+             ELSE cursors.{column} END"
+        ))
     };
-    mine(cursor::Entity::update_many())
-        .col_expr(cursor::Column::DeliveredSeq, seq.into())
-        .filter(cursor::Column::DeliveredSeq.lt(seq))
-        .exec(db)
-        .await?;
-    if read {
-        mine(cursor::Entity::update_many())
-            .col_expr(cursor::Column::ReadSeq, seq.into())
-            .filter(cursor::Column::ReadSeq.lt(seq))
-            .exec(db)
+    let upsert = OnConflict::columns([cursor::Column::ConversationId, cursor::Column::UserId])
+        .value(cursor::Column::DeliveredSeq, forward("delivered_seq"))
+        .value(cursor::Column::ReadSeq, forward("read_seq"))
+        .to_owned();
+    let mut rows = cursors
+        .into_iter()
+        .map(|((conversation, user), to)| cursor::ActiveModel {
+            conversation_id: Set(conversation),
+            user_id: Set(user),
+            delivered_seq: Set(to.delivered),
+            read_seq: Set(to.read),
+        })
+        .peekable();
+    while rows.peek().is_some() {
+        cursor::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT))
+            .on_conflict(upsert.clone())
+            .exec_without_returning(db)
             .await?;
     }
     Ok(())

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::{chat_history, conversation_head, cursor};
+use entity::{chat_history, conversation_head};
 use proto::message::StoredMessage;
 use protocol::e2e::EnvelopeShape;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -31,10 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutQueue};
-
-/// Most rows one statement inserts or looks up. Statements of at most this many rows have few
-/// distinct shapes, so the driver's prepared-statement cache keeps them all.
-pub const ROWS_PER_STATEMENT: usize = 32;
+use crate::store::{self, Forward, ROWS_PER_STATEMENT};
 
 /// A message to store.
 #[derive(Debug)]
@@ -281,48 +278,22 @@ async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Committed>
 
 /// Moves each sender's cursors (delivered and read) up to the newest message they stored in
 /// the batch, never back: what I wrote I hold, and by answering I have read what came before.
-/// So `unread = max_seq - read_seq` never counts a user's own messages. One upsert per
-/// [`ROWS_PER_STATEMENT`] senders.
+/// So `unread = max_seq - read_seq` never counts a user's own messages.
 async fn advance_senders(
     txn: &impl ConnectionTrait,
     batch: &[Job],
     results: &[Committed],
 ) -> Result<(), DbErr> {
-    // Ordered: rows are locked in (conversation, user) order, as `acks` locks them, so two
-    // transactions on PostgreSQL never wait for each other's rows.
-    let mut newest: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut newest: BTreeMap<(i64, i64), Forward> = BTreeMap::new();
     for (job, (outcome, push)) in batch.iter().zip(results) {
         if let (Ok(outcome), Push::Fresh) = (outcome, push) {
-            let seq = newest.entry((job.conversation, job.sender)).or_insert(0);
-            *seq = (*seq).max(outcome.stored.seq);
+            let seq = outcome.stored.seq;
+            let to = newest.entry((job.conversation, job.sender)).or_default();
+            to.delivered = to.delivered.max(seq);
+            to.read = to.read.max(seq);
         }
     }
-    let forward = |column: &str| {
-        Expr::cust(format!(
-            "CASE WHEN excluded.{column} > cursors.{column} THEN excluded.{column} \
-             ELSE cursors.{column} END"
-        ))
-    };
-    let upsert = OnConflict::columns([cursor::Column::ConversationId, cursor::Column::UserId])
-        .value(cursor::Column::DeliveredSeq, forward("delivered_seq"))
-        .value(cursor::Column::ReadSeq, forward("read_seq"))
-        .to_owned();
-    let mut rows = newest
-        .into_iter()
-        .map(|((conversation, sender), seq)| cursor::ActiveModel {
-            conversation_id: Set(conversation),
-            user_id: Set(sender),
-            delivered_seq: Set(seq),
-            read_seq: Set(seq),
-        })
-        .peekable();
-    while rows.peek().is_some() {
-        cursor::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT))
-            .on_conflict(upsert.clone())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    Ok(())
+    store::advance_cursors(txn, newest).await
 }
 
 /// The batch's messages that are already stored (retries), by (conversation, sender, id),

@@ -696,6 +696,48 @@ async fn acknowledgements_taken_together_are_each_checked_and_answered() {
     }
 }
 
+/// Several acknowledgements of one cursor in one transaction (one upsert row, PostgreSQL
+/// refuses a row twice): each cursor moves to the furthest of them.
+#[tokio::test]
+async fn acknowledgements_of_one_cursor_in_one_batch_take_the_furthest() {
+    use message_svc::acks::{Ack, AckQueue};
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (mo, ned) = (
+            stack.user("mo", false).await,
+            stack.user("ned", false).await,
+        );
+        let conversation = stack.befriend(mo, ned).await;
+        for n in 1..=4 {
+            stack.send(mo, conversation, n).await.unwrap();
+        }
+        let queue = AckQueue::start(stack.db.clone());
+        let ack = |seq, read| {
+            queue.ack(Ack {
+                user: i64::try_from(ned).unwrap(),
+                conversation: i64::try_from(conversation).unwrap(),
+                seq,
+                read,
+            })
+        };
+        // Joined in one task: all are queued before the queue's task runs, so they are taken
+        // in one batch.
+        let results = tokio::join!(ack(2, true), ack(3, true), ack(1, true), ack(4, false));
+        assert!(
+            matches!(results, (Ok(()), Ok(()), Ok(()), Ok(()))),
+            "{}: {results:?}",
+            test.backend
+        );
+        let state = stack.state(ned, conversation).await;
+        assert_eq!(
+            (state.delivered_seq, state.read_seq),
+            (4, 3),
+            "{}",
+            test.backend
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_batch_answers_each_send_on_its_own() {
     for test in databases().await {
