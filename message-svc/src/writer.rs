@@ -13,7 +13,7 @@
 //! transactions), so replicas writing to one conversation take turns and seqs stay unique and
 //! gap-free.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,10 +183,12 @@ fn authorise(
     Ok(members.clone())
 }
 
-/// Authorises and writes a batch in one transaction with a fixed number of statements,
-/// whatever its size: the memberships of the conversations involved, one query for retries
-/// already stored, one locking upsert for the heads, one insert for the new rows,
-/// one upsert of the senders' cursors, one update per conversation.
+/// Authorises and writes a batch in one transaction, with statements per batch, not per
+/// message or conversation (each is a hand-off to SQLite's thread and back, and a batch under
+/// load holds hundreds of conversations): the memberships of the conversations involved, one
+/// locking upsert for the heads, and per [`ROWS_PER_STATEMENT`] rows one query for retries
+/// already stored, one insert of new messages, one upsert of the senders' cursors and one of
+/// the new heads.
 async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Committed>, DbErr> {
     let txn = db.begin().await?;
     let now = service_kit::now_ms();
@@ -255,25 +257,48 @@ async fn commit(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Committed>
                 .exec_without_returning(&txn)
                 .await?;
         }
-        let touched: Vec<i64> = batch
+        let touched: BTreeSet<i64> = batch
             .iter()
             .zip(&results)
             .filter(|(_, (_, push))| matches!(push, Push::Fresh))
             .map(|(job, _)| job.conversation)
             .collect();
         advance_senders(&txn, batch, &results).await?;
-        for conversation in conversations.iter().filter(|c| touched.contains(c)) {
-            let max_seq = heads.get(conversation).copied().unwrap_or(0);
-            conversation_head::Entity::update_many()
-                .col_expr(conversation_head::Column::MaxSeq, max_seq.into())
-                .col_expr(conversation_head::Column::LastMessageAt, now.into())
-                .filter(conversation_head::Column::ConversationId.eq(*conversation))
-                .exec(&txn)
-                .await?;
-        }
+        let moved: Vec<conversation_head::ActiveModel> = touched
+            .into_iter()
+            .map(|conversation| conversation_head::ActiveModel {
+                conversation_id: Set(conversation),
+                max_seq: Set(heads.get(&conversation).copied().unwrap_or(0)),
+                last_message_at: Set(now),
+            })
+            .collect();
+        move_heads(&txn, moved).await?;
     }
     txn.commit().await?;
     Ok(results)
+}
+
+/// Writes the new heads of the conversations the batch stored messages in: one upsert per
+/// [`ROWS_PER_STATEMENT`] conversations, in conversation order (their rows exist and are
+/// locked: [`lock_heads`] made them).
+async fn move_heads(
+    txn: &impl ConnectionTrait,
+    heads: Vec<conversation_head::ActiveModel>,
+) -> Result<(), DbErr> {
+    let upsert = OnConflict::column(conversation_head::Column::ConversationId)
+        .update_columns([
+            conversation_head::Column::MaxSeq,
+            conversation_head::Column::LastMessageAt,
+        ])
+        .to_owned();
+    let mut heads = heads.into_iter().peekable();
+    while heads.peek().is_some() {
+        conversation_head::Entity::insert_many(heads.by_ref().take(ROWS_PER_STATEMENT))
+            .on_conflict(upsert.clone())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Moves each sender's cursors (delivered and read) up to the newest message they stored in
