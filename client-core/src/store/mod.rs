@@ -1,7 +1,7 @@
 //! The client's local store: message history (plaintext, on the user's own machine), read
 //! marks, the outbox of unacknowledged messages, the certificate cache and the contacts as
-//! last seen. History shows offline from here (F5). A SQLite file per user ([`sqlite`]), or
-//! plain data in memory for load tools ([`memory`]); both answer alike.
+//! last seen. History shows offline from here (F5). A SQLite file per user (`sqlite.rs`), or
+//! plain data in memory for load tools (`memory.rs`); both answer alike.
 
 mod memory;
 mod sqlite;
