@@ -226,6 +226,11 @@ async fn listen(
         let ClientEvent::Message(message) = event else {
             continue;
         };
+        // The user's own message, told when a sync brings it before its send was answered
+        // (as a message sent from another computer would be): not a delivery to count.
+        if message.sender == user.id {
+            continue;
+        }
         let now = Instant::now();
         let Some(due) = text_of(&message.body).and_then(crate::offer::due_micros) else {
             continue;
