@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use entity::{chat_history, conversation_head, cursor};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 /// Most rows one statement inserts or looks up. Statements of at most this many rows have few
@@ -162,7 +163,7 @@ pub async fn advance_cursors(
         .value(cursor::Column::DeliveredSeq, forward("delivered_seq"))
         .value(cursor::Column::ReadSeq, forward("read_seq"))
         .to_owned();
-    let mut rows = cursors
+    let rows = cursors
         .into_iter()
         .map(|((conversation, user), to)| cursor::ActiveModel {
             conversation_id: Set(conversation),
@@ -170,10 +171,24 @@ pub async fn advance_cursors(
             delivered_seq: Set(to.delivered),
             read_seq: Set(to.read),
         })
-        .peekable();
+        .collect();
+    upsert_many(db, rows, upsert).await
+}
+
+/// Inserts `rows`, or does what `conflict` says where one exists, one statement per
+/// [`ROWS_PER_STATEMENT`] rows.
+pub async fn upsert_many<A>(
+    db: &impl ConnectionTrait,
+    rows: Vec<A>,
+    conflict: OnConflict,
+) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        cursor::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT))
-            .on_conflict(upsert.clone())
+        A::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT))
+            .on_conflict(conflict.clone())
             .exec_without_returning(db)
             .await?;
     }

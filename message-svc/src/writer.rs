@@ -291,14 +291,7 @@ async fn move_heads(
             conversation_head::Column::LastMessageAt,
         ])
         .to_owned();
-    let mut heads = heads.into_iter().peekable();
-    while heads.peek().is_some() {
-        conversation_head::Entity::insert_many(heads.by_ref().take(ROWS_PER_STATEMENT))
-            .on_conflict(upsert.clone())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    Ok(())
+    store::upsert_many(txn, heads, upsert).await
 }
 
 /// Moves each sender's cursors (delivered and read) up to the newest message they stored in
