@@ -8,6 +8,7 @@
 //!
 //! [`LocalStore::Memory`]: crate::LocalStore::Memory
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -57,12 +58,13 @@ impl Memory {
 
     pub(super) fn put_message(&self, message: &LocalMessage) -> bool {
         let key = (message.conversation, message.seq);
-        let mut held = self.held();
-        if held.messages.contains_key(&key) {
-            return false;
+        match self.held().messages.entry(key) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(place) => {
+                place.insert(message.clone());
+                true
+            }
         }
-        held.messages.insert(key, message.clone());
-        true
     }
 
     pub(super) fn ack_point(&self, conversation: ConversationId, seq: Seq) -> Seq {
@@ -131,7 +133,8 @@ impl Memory {
             {
                 continue;
             }
-            if keys.peek() != Some(&&(conversation, Seq(seq.0 + 1))) {
+            // Seqs come from the server: the one after u64::MAX is none.
+            if keys.peek() != Some(&&(conversation, Seq(seq.0.saturating_add(1)))) {
                 cursors.push((conversation, seq));
             }
         }
