@@ -6,7 +6,8 @@
 //! the recipients with one query, and hands each gateway its part of the round on that
 //! gateway's **lane**: a task making that gateway's `Deliver` calls one after another. So a
 //! gateway receives one replica's messages in seq order, and one slow gateway holds up only
-//! its own lane.
+//! its own lane. Each recipient gets its own copy of a group message, with only the key
+//! wrapped for it ([`ReaderCopies`]): the lanes carry a copy's size, not the group's.
 //!
 //! It is best effort by design: the messages are already committed, so a full queue or lane,
 //! a failed query or a gateway that does not answer costs only liveness (the recipient syncs;
@@ -29,6 +30,8 @@ use sea_orm::DatabaseConnection;
 use service_kit::push::{LiveSession, Pusher, live_sessions};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+
+use crate::logic::ReaderCopies;
 
 /// Most messages one fan-out round takes from its queue.
 pub const FANOUT_BATCH_MAX: usize = 1024;
@@ -140,16 +143,27 @@ async fn run(
         // Each gateway's deliveries, in the order the messages were stored.
         let mut by_gateway: HashMap<String, Round> = HashMap::new();
         for fanout in batch.drain(..) {
+            let copies = ReaderCopies::of(&fanout.message.envelope);
             for member in fanout.members.iter() {
                 if service_kit::wire_id(*member) == fanout.message.sender_id {
                     continue;
                 }
-                for session in by_user.get(member).into_iter().flatten() {
+                let Some(sessions) = by_user.get(member) else {
+                    continue;
+                };
+                let message = &fanout.message;
+                let copy = StoredMessage {
+                    conversation_id: message.conversation_id,
+                    seq: message.seq,
+                    sender_id: message.sender_id,
+                    client_msg_id: message.client_msg_id.clone(),
+                    sent_at: message.sent_at,
+                    envelope: copies.for_reader(&message.envelope, *member),
+                };
+                for session in sessions {
                     let round = by_gateway.entry(session.push_addr.clone()).or_default();
-                    round.bytes += fanout.message.envelope.len();
-                    round
-                        .deliveries
-                        .push((session.clone(), fanout.message.clone()));
+                    round.bytes += copy.envelope.len();
+                    round.deliveries.push((session.clone(), copy.clone()));
                 }
             }
         }

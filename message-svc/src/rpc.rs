@@ -128,7 +128,7 @@ impl Message for MessageRpc {
                 .unwrap_or(0);
             (conversation, cursor)
         });
-        let (rows, more) = store::sync_page(&self.db, cursors.collect(), &mut budget)
+        let (rows, more) = store::sync_page(&self.db, user, cursors.collect(), &mut budget)
             .await
             .map_err(Error::from)?;
         let messages = rows.into_iter().map(to_wire).collect();
@@ -162,7 +162,7 @@ impl Message for MessageRpc {
             logic::page_rows(request.limit, self.config.history_page_max),
             self.config.page_max_bytes,
         );
-        let (rows, more) = store::page_before(&self.db, conversation, before, &mut budget)
+        let (rows, more) = store::page_before(&self.db, user, conversation, before, &mut budget)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(HistoryResponse {

@@ -20,13 +20,15 @@ pub const FETCH_ROWS: u64 = 32;
 /// turn.
 pub const SYNC_SLICE_ROWS: u64 = 8;
 
-/// A sync page: the messages after each `(conversation, cursor)`, as many as `budget` allows,
-/// and whether more follow. Conversations with news take turns, [`SYNC_SLICE_ROWS`] at a
+/// `reader`'s sync page: the messages after each `(conversation, cursor)`, each cut to the
+/// reader's copy ([`crate::logic::ReaderCopies`]), as many as `budget` allows, and whether
+/// more follow. Conversations with news take turns, [`SYNC_SLICE_ROWS`] at a
 /// time, so one busy conversation cannot keep the others waiting page after page; each
 /// conversation's messages stay in seq order. Conversations with nothing new cost no query
 /// beyond the one that reads every head.
 pub async fn sync_page(
     db: &impl ConnectionTrait,
+    reader: i64,
     cursors: Vec<(i64, i64)>,
     budget: &mut crate::logic::PageBudget,
 ) -> Result<(Vec<chat_history::Model>, bool), DbErr> {
@@ -38,7 +40,8 @@ pub async fn sync_page(
     let mut page = Vec::new();
     while let Some((conversation, mut cursor)) = turns.pop_front() {
         let (rows, more) = self::after(db, conversation, cursor, SYNC_SLICE_ROWS).await?;
-        for row in rows {
+        for mut row in rows {
+            crate::logic::cut_for_reader(&mut row.envelope, reader);
             if !budget.take(&row) {
                 return Ok((page, true));
             }
@@ -55,10 +58,11 @@ pub async fn sync_page(
     Ok((page, false))
 }
 
-/// Messages of `conversation` before `before` (0: from the newest), newest first, as many as
-/// `budget` allows, and whether more follow.
+/// `reader`'s page of `conversation` before `before` (0: from the newest), newest first, each
+/// message cut to the reader's copy, as many as `budget` allows, and whether more follow.
 pub async fn page_before(
     db: &impl ConnectionTrait,
+    reader: i64,
     conversation: i64,
     mut before: i64,
     budget: &mut crate::logic::PageBudget,
@@ -66,7 +70,8 @@ pub async fn page_before(
     let mut page = Vec::new();
     loop {
         let (rows, more) = self::before(db, conversation, before, FETCH_ROWS).await?;
-        for row in rows {
+        for mut row in rows {
+            crate::logic::cut_for_reader(&mut row.envelope, reader);
             if !budget.take(&row) {
                 return Ok((page, true));
             }

@@ -571,6 +571,111 @@ async fn concurrent_senders_in_a_group_get_unique_gap_free_seqs() {
     }
 }
 
+/// The recipients a stored envelope's group keys are wrapped for.
+fn wrapped_for(envelope: &[u8]) -> Vec<u64> {
+    match Envelope::decode(envelope).unwrap() {
+        Envelope::Group { keys, .. } => keys.iter().map(|k| k.recipient.0).collect(),
+        Envelope::Direct(_) => panic!("a group envelope expected"),
+    }
+}
+
+#[tokio::test]
+async fn each_reader_gets_a_group_message_with_only_its_own_key() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let owner = stack.user("owner", false).await;
+        let room = stack
+            .social
+            .create_room(CreateRoomRequest {
+                user_id: owner,
+                name: "readers".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .room
+            .unwrap();
+        let mut members = vec![owner];
+        for name in ["m1", "m2", "m3"] {
+            let id = stack.user(name, true).await;
+            stack
+                .social
+                .join_room(JoinRoomRequest {
+                    user_id: id,
+                    room_id: room.id,
+                })
+                .await
+                .unwrap();
+            members.push(id);
+        }
+        let envelope = group(7, &members);
+        stack
+            .message
+            .send(SendRequest {
+                sender_id: owner,
+                conversation_id: room.conversation_id,
+                client_msg_id: vec![7; 16],
+                envelope: envelope.clone(),
+            })
+            .await
+            .unwrap();
+
+        // Pushed: each online member its own copy.
+        stack
+            .gateway
+            .wait_for("every member's copy", |_| {
+                stack.gateway.deliveries().len() == 3
+            })
+            .await;
+        for delivery in stack.gateway.deliveries() {
+            let reader = delivery.target.unwrap().user_id;
+            assert_eq!(
+                wrapped_for(&delivery.message.unwrap().envelope),
+                [reader],
+                "{}",
+                test.backend
+            );
+        }
+        // Fetched: by sync and by history, each reader its own copy.
+        for &reader in &members {
+            let synced = stack
+                .message
+                .sync(SyncRequest {
+                    user_id: reader,
+                    cursors: vec![],
+                    limit: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .messages;
+            let history = stack
+                .message
+                .history(HistoryRequest {
+                    user_id: reader,
+                    conversation_id: room.conversation_id,
+                    before: 0,
+                    limit: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .messages;
+            for message in synced.iter().chain(&history) {
+                assert_eq!(wrapped_for(&message.envelope), [reader], "{}", test.backend);
+            }
+            assert_eq!((synced.len(), history.len()), (1, 1));
+        }
+        // Stored whole.
+        let stored = entity::chat_history::Entity::find()
+            .one(&stack.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.envelope, envelope, "{}", test.backend);
+    }
+}
+
 #[tokio::test]
 async fn sync_pages_by_cursor_and_cursors_only_move_forward() {
     for test in databases().await {

@@ -391,6 +391,25 @@ impl Envelope {
         Ok(codec::decode(&plain)?)
     }
 
+    /// What `reader` needs of this envelope: a group message's body with only the content key
+    /// wrapped for `reader` (none if it was not sealed for them); a one-to-one message whole.
+    /// Each wrap is sealed on its own and binds the body's MAC, so the copy opens for `reader`
+    /// exactly as the whole envelope does; it leaves out only the keys others unwrap, which
+    /// would make every copy grow with the group (128 bytes a member).
+    pub fn for_reader(&self, reader: UserId) -> Self {
+        match self {
+            Self::Direct(sealed) => Self::Direct(sealed.clone()),
+            Self::Group { body, keys } => Self::Group {
+                body: body.clone(),
+                keys: keys
+                    .iter()
+                    .filter(|k| k.recipient == reader)
+                    .cloned()
+                    .collect(),
+            },
+        }
+    }
+
     /// Encodes the envelope for [`SendMessage`](crate::message::SendMessage).
     pub fn encode(&self) -> Result<Vec<u8>, E2eError> {
         Ok(codec::encode(self)?)
@@ -784,6 +803,51 @@ mod tests {
             envelope.open(&ctx, outsider.id, &pairwise(&outsider, sender)),
             Err(E2eError::NotARecipient(99))
         ));
+    }
+
+    #[test]
+    fn a_readers_copy_opens_as_the_whole_envelope_does_and_holds_one_key() {
+        let members: Vec<User> = (1..=40).map(user).collect();
+        let sender = &members[0];
+        let ctx = context(sender);
+        let keys: Vec<_> = members
+            .iter()
+            .map(|m| (m.id, pairwise(sender, m)))
+            .collect();
+        let envelope = Envelope::seal_group(&ctx, &text("大家好"), &keys).unwrap();
+        let whole = envelope.encode().unwrap().len();
+        for member in &members {
+            let copy = envelope.for_reader(member.id);
+            let Envelope::Group { keys, .. } = &copy else {
+                panic!("a group envelope's copy is a group envelope");
+            };
+            assert_eq!(keys.len(), 1);
+            let encoded = copy.encode().unwrap();
+            assert!(encoded.len() < whole / 20, "{} of {whole}", encoded.len());
+            let decoded = Envelope::decode(&encoded).unwrap();
+            assert_eq!(
+                decoded
+                    .open(&ctx, member.id, &pairwise(member, sender))
+                    .unwrap(),
+                text("大家好")
+            );
+            assert_eq!(
+                EnvelopeShape::of(&encoded).unwrap(),
+                EnvelopeShape::Group(vec![member.id])
+            );
+        }
+        let outsider = user(99);
+        assert!(matches!(
+            envelope
+                .for_reader(outsider.id)
+                .open(&ctx, outsider.id, &pairwise(&outsider, sender)),
+            Err(E2eError::NotARecipient(99))
+        ));
+
+        let (alice, bob) = (user(1), user(2));
+        let direct =
+            Envelope::seal_direct(&pairwise(&alice, &bob), &context(&alice), &text("hi")).unwrap();
+        assert_eq!(direct.for_reader(bob.id), direct);
     }
 
     #[test]
