@@ -70,6 +70,67 @@ async fn a_retry_is_stored_once_and_pushed_again_as_stored() {
 }
 
 #[tokio::test]
+async fn retries_among_fresh_sends_keep_their_seqs_and_leave_no_gap() {
+    for test in databases().await {
+        let mut stack = start(test.db).await;
+        let (amy, bo) = (
+            stack.user("amy", false).await,
+            stack.user("bo", false).await,
+        );
+        let conversation = stack.befriend(amy, bo).await;
+        stack.send(amy, conversation, 1).await.unwrap();
+        stack.send(bo, conversation, 2).await.unwrap();
+        // One batch: fresh sends around the retries of both stored messages. The batch is
+        // first written as if it held no retry; meeting one, it is written again.
+        let send = |sender: u64, id: u8| SendRequest {
+            sender_id: sender,
+            conversation_id: conversation,
+            client_msg_id: vec![id; 16],
+            envelope: direct(id, 1),
+        };
+        let outcomes = stack
+            .message
+            .send_batch(SendBatchRequest {
+                sends: vec![send(amy, 3), send(amy, 1), send(bo, 4), send(bo, 2)],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .outcomes;
+        let seqs: Vec<u64> = outcomes
+            .iter()
+            .map(|o| o.stored.as_ref().unwrap().seq)
+            .collect();
+        assert_eq!(seqs, [3, 1, 4, 2], "{}", test.backend);
+        let history: Vec<(u64, Vec<u8>)> = stack
+            .message
+            .history(HistoryRequest {
+                user_id: amy,
+                conversation_id: conversation,
+                before: 0,
+                limit: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .messages
+            .into_iter()
+            .map(|m| (m.seq, m.envelope))
+            .collect();
+        let expected: Vec<(u64, Vec<u8>)> = [4, 3, 2, 1]
+            .map(|id| (u64::from(id), direct(id, 1)))
+            .to_vec();
+        assert_eq!(history, expected, "{}", test.backend);
+        assert_eq!(
+            stack.state(amy, conversation).await.max_seq,
+            4,
+            "{}",
+            test.backend
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_lone_message_does_not_wait_for_company() {
     // A batch waits for more sends only after one that had company; alone, a message is
     // stored at once. With a wait this long, a lone send that waited would time out.
