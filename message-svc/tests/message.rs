@@ -7,7 +7,7 @@ mod common;
 
 use proto::common::ErrorCode;
 use proto::message::*;
-use proto::social::{CreateRoomRequest, DeleteFriendRequest, JoinRoomRequest};
+use proto::social::{DeleteFriendRequest, JoinRoomRequest};
 use sea_orm::EntityTrait;
 use service_kit::status::error_code;
 use service_kit::testing::{Pushed, databases};
@@ -234,17 +234,7 @@ async fn only_friends_and_members_may_write_and_limits_hold() {
             code(stack.send(cy, 999_999, 1).await),
             ErrorCode::ConversationNotFound
         );
-        let room = stack
-            .social
-            .create_room(CreateRoomRequest {
-                user_id: cy,
-                name: "club".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .room
-            .unwrap();
+        let room = stack.room(cy, "club").await;
         assert_eq!(
             code(stack.send(ed, room.conversation_id, 1).await),
             ErrorCode::NotMember
@@ -299,17 +289,7 @@ async fn envelopes_are_checked_without_being_opened() {
             stack.user("kit", false).await,
         );
         let direct_conversation = stack.befriend(ida, jo).await;
-        let room = stack
-            .social
-            .create_room(CreateRoomRequest {
-                user_id: ida,
-                name: "sealed".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .room
-            .unwrap();
+        let room = stack.room(ida, "sealed").await;
         let send = |conversation: u64, id: u8, envelope: Vec<u8>| SendRequest {
             sender_id: ida,
             conversation_id: conversation,
@@ -372,30 +352,9 @@ async fn concurrent_senders_in_a_group_get_unique_gap_free_seqs() {
     for test in databases().await {
         let mut stack = start(test.db).await;
         let owner = stack.user("owner", false).await;
-        let room = stack
-            .social
-            .create_room(CreateRoomRequest {
-                user_id: owner,
-                name: "busy".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .room
-            .unwrap();
+        let room = stack.room(owner, "busy").await;
         let mut members = vec![owner];
-        for name in ["m1", "m2", "m3", "m4"] {
-            let id = stack.user(name, false).await;
-            stack
-                .social
-                .join_room(JoinRoomRequest {
-                    user_id: id,
-                    room_id: room.id,
-                })
-                .await
-                .unwrap();
-            members.push(id);
-        }
+        members.extend(stack.join(&room, &["m1", "m2", "m3", "m4"], false).await);
         let per_sender = 40u8;
         let tasks: Vec<_> = members
             .iter()

@@ -7,7 +7,6 @@ mod common;
 
 use proto::common::ErrorCode;
 use proto::message::*;
-use proto::social::{CreateRoomRequest, JoinRoomRequest};
 use protocol::e2e::Envelope;
 use sea_orm::EntityTrait;
 use service_kit::status::error_code;
@@ -28,30 +27,9 @@ async fn each_reader_gets_a_group_message_with_only_its_own_key() {
     for test in databases().await {
         let mut stack = start(test.db).await;
         let owner = stack.user("owner", false).await;
-        let room = stack
-            .social
-            .create_room(CreateRoomRequest {
-                user_id: owner,
-                name: "readers".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .room
-            .unwrap();
+        let room = stack.room(owner, "readers").await;
         let mut members = vec![owner];
-        for name in ["m1", "m2", "m3"] {
-            let id = stack.user(name, true).await;
-            stack
-                .social
-                .join_room(JoinRoomRequest {
-                    user_id: id,
-                    room_id: room.id,
-                })
-                .await
-                .unwrap();
-            members.push(id);
-        }
+        members.extend(stack.join(&room, &["m1", "m2", "m3"], true).await);
         let envelope = group(7, &members);
         stack
             .message

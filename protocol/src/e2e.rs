@@ -667,6 +667,14 @@ mod tests {
         PairwiseKey::derive(&a.key, a.id, b.key.public(), b.id)
     }
 
+    /// The pairwise key between `sender` and each of `members`, as a group message is sealed.
+    fn pairwise_keys(sender: &User, members: &[User]) -> Vec<(UserId, PairwiseKey)> {
+        members
+            .iter()
+            .map(|m| (m.id, pairwise(sender, m)))
+            .collect()
+    }
+
     fn context(sender: &User) -> MessageContext {
         MessageContext {
             conversation: ConversationId(9),
@@ -785,10 +793,7 @@ mod tests {
         let members: Vec<User> = (1..=4).map(user).collect();
         let sender = &members[0];
         let ctx = context(sender);
-        let keys: Vec<_> = members
-            .iter()
-            .map(|m| (m.id, pairwise(sender, m)))
-            .collect();
+        let keys = pairwise_keys(sender, &members);
         let envelope = Envelope::seal_group(&ctx, &text("大家好"), &keys).unwrap();
         for member in &members {
             assert_eq!(
@@ -810,10 +815,7 @@ mod tests {
         let members: Vec<User> = (1..=40).map(user).collect();
         let sender = &members[0];
         let ctx = context(sender);
-        let keys: Vec<_> = members
-            .iter()
-            .map(|m| (m.id, pairwise(sender, m)))
-            .collect();
+        let keys = pairwise_keys(sender, &members);
         let envelope = Envelope::seal_group(&ctx, &text("大家好"), &keys).unwrap();
         let whole = envelope.encode().unwrap().len();
         for member in &members {
@@ -855,10 +857,7 @@ mod tests {
         let members: Vec<User> = (1..=3).map(user).collect();
         let sender = &members[0];
         let ctx = context(sender);
-        let keys: Vec<_> = members
-            .iter()
-            .map(|m| (m.id, pairwise(sender, m)))
-            .collect();
+        let keys = pairwise_keys(sender, &members);
         let Envelope::Group { keys: wrapped, .. } =
             Envelope::seal_group(&ctx, &text("original"), &keys).unwrap()
         else {

@@ -7,10 +7,12 @@
 use message_svc::attachments::CHUNK_LEN;
 use proto::account::RegisterGatewayRequest;
 use proto::account::account_client::AccountClient;
+use proto::common::Room;
 use proto::internal::Authenticated;
 use proto::message::message_client::MessageClient;
 use proto::message::*;
 use proto::social::social_client::SocialClient;
+use proto::social::{CreateRoomRequest, JoinRoomRequest};
 use protocol::UserId;
 use protocol::e2e::{Envelope, Sealed, WRAPPED_KEY_LEN, WrappedKey};
 use sea_orm::DatabaseConnection;
@@ -147,6 +149,38 @@ impl Stack {
     /// Makes `a` and `b` friends; returns their conversation.
     pub async fn befriend(&mut self, a: u64, b: u64) -> u64 {
         testing::befriend(&mut self.social, a, b).await
+    }
+
+    /// A group named `name`, created by `owner`.
+    pub async fn room(&mut self, owner: u64, name: &str) -> Room {
+        self.social
+            .create_room(CreateRoomRequest {
+                user_id: owner,
+                name: name.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .room
+            .unwrap()
+    }
+
+    /// Registers `names` (logged in when `online`) and has them join `room`; returns their
+    /// ids.
+    pub async fn join(&mut self, room: &Room, names: &[&str], online: bool) -> Vec<u64> {
+        let mut ids = Vec::with_capacity(names.len());
+        for name in names {
+            let id = self.user(name, online).await;
+            self.social
+                .join_room(JoinRoomRequest {
+                    user_id: id,
+                    room_id: room.id,
+                })
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        ids
     }
 
     /// `user`'s counters in `conversation`.
