@@ -25,7 +25,7 @@ use protocol::ConversationId;
 use protocol::message::FriendDecision;
 
 use crate::offer::{self, Counts, Plan};
-use crate::tally::{Checks, Latency, Tally};
+use crate::tally::{Checks, Latency, Second, Tally};
 use crate::users::{self, User};
 
 /// The scenario's settings.
@@ -44,6 +44,10 @@ pub struct Options {
     /// Seconds of sending.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
+    /// Also give each second's latencies (by when its messages were due), to show where in the
+    /// run a high percentile was made.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 /// What a run measured.
@@ -65,6 +69,9 @@ pub struct Report {
     /// Lost, duplicated, out of order, failed.
     #[serde(flatten)]
     pub checks: Checks,
+    /// Each second's latencies, with `--timeline`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Second>,
 }
 
 /// Makes `pairs` pairs of friends; returns them with their conversations.
@@ -87,8 +94,8 @@ async fn pairs(
         let progress = progress.clone();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await?;
-            let a = users::user(server, &dir, users::name(&run, 's', p)).await?;
-            let b = users::user(server, &dir, users::name(&run, 't', p)).await?;
+            let mut a = users::user(server, &dir, users::name(&run, 's', p)).await?;
+            let mut b = users::user(server, &dir, users::name(&run, 't', p)).await?;
             a.client.add_friend(b.id).await.context("add friend")?;
             let friend = b
                 .client
@@ -97,6 +104,8 @@ async fn pairs(
                 .context("accept")?
                 .context("accepting made no friend")?;
             a.client.refresh_contacts().await.context("contacts")?;
+            users::greet(&a, &mut b, friend.conversation).await?;
+            users::greet(&b, &mut a, friend.conversation).await?;
             progress.inc(2);
             anyhow::Ok((p, a, b, friend.conversation))
         });
@@ -186,6 +195,11 @@ pub async fn exchange(
         delivered_per_sec: seen.per_sec(sending),
         latency: seen.latency,
         checks: seen.checks(sent, counts.failed()),
+        timeline: if options.timeline {
+            seen.timeline
+        } else {
+            Vec::new()
+        },
     };
     let mut users = users.into_iter();
     let mut pairs = Vec::with_capacity(pair_count);
@@ -214,7 +228,11 @@ impl std::fmt::Display for Report {
             self.sent, self.delivered, self.delivered_per_sec
         )?;
         writeln!(f, "{}", self.latency)?;
-        writeln!(f, "{}", self.checks)
+        writeln!(f, "{}", self.checks)?;
+        for second in &self.timeline {
+            writeln!(f, "{second}")?;
+        }
+        Ok(())
     }
 }
 
@@ -241,6 +259,7 @@ mod tests {
                 max_ms: 1.0,
             },
             checks: Checks::default(),
+            timeline: Vec::new(),
         };
         let json = serde_json::to_value(&report).unwrap();
         for key in [
@@ -267,6 +286,7 @@ mod tests {
                 rate,
                 window: 2,
                 duration: 1,
+                timeline: false,
             };
             let report = run(server, &options, true).await.unwrap();
             assert!(report.sent > 0, "{report:?}");

@@ -69,6 +69,7 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
         rate: options.rate,
         window: 1,
         duration: options.duration,
+        timeline: false,
     };
     let (alone, pairs) = chat::exchange(pairs, &chat_options, quiet).await?;
 

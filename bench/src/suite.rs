@@ -239,6 +239,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             rate,
             window: 1,
             duration,
+            timeline: false,
         };
         let low = chat::run(addr, &paced(40, 20.0), true).await?;
         figures.add("chat 20/s offered, p50", "ms", None, low.latency.p50_ms);
@@ -250,6 +251,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             rate: 0.0,
             window: 4,
             duration,
+            timeline: false,
         };
         let flat = chat::run(addr, &flat, true).await?;
         figures.add(

@@ -24,9 +24,14 @@ const DRAIN_MAX: Duration = Duration::from_secs(120);
 /// Highest latency recorded, microseconds (10 minutes; later is recorded as this).
 const LATENCY_MAX_MICROS: u64 = 600_000_000;
 
+/// Seconds of a run the timeline covers (later messages count in the run's figures only).
+const TIMELINE_MAX_SECONDS: usize = 3600;
+
 /// What the listeners saw.
 struct Seen {
     latencies: Histogram<u64>,
+    /// The latencies of the messages due in each second of the run, by second.
+    by_second: Vec<Histogram<u64>>,
     delivered: u64,
     duplicated: u64,
     out_of_order: u64,
@@ -72,6 +77,48 @@ pub struct Outcome {
     pub latency: Latency,
     /// How long from the start of sending to the last message told.
     pub span: Duration,
+    /// Each second's messages (by when they were due): where in the run the latency was made.
+    pub timeline: Vec<Second>,
+}
+
+/// The messages due in one second of a run.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Second {
+    /// Seconds after the start.
+    pub second: usize,
+    /// Messages due in it and told.
+    pub delivered: u64,
+    /// Their latencies.
+    #[serde(flatten)]
+    pub latency: Latency,
+}
+
+impl std::fmt::Display for Second {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "second {:>3}: {:>7} told, {}",
+            self.second, self.delivered, self.latency
+        )
+    }
+}
+
+impl Latency {
+    /// The percentiles of `latencies` (microseconds).
+    fn of(latencies: &Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            p50_ms: ms(latencies.value_at_quantile(0.50)),
+            p90_ms: ms(latencies.value_at_quantile(0.90)),
+            p99_ms: ms(latencies.value_at_quantile(0.99)),
+            max_ms: ms(latencies.max()),
+        }
+    }
+}
+
+/// A histogram of latencies in microseconds, up to [`LATENCY_MAX_MICROS`].
+fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)?)
 }
 
 impl std::fmt::Display for Latency {
@@ -137,7 +184,8 @@ impl Tally {
     /// Listeners whose latencies count from `start`, the time sends' due times are offsets of.
     pub fn new(start: Instant) -> anyhow::Result<Self> {
         let seen = Seen {
-            latencies: Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)?,
+            latencies: latency_histogram()?,
+            by_second: Vec::new(),
             delivered: 0,
             duplicated: 0,
             out_of_order: 0,
@@ -169,20 +217,26 @@ impl Tally {
             users.push(listener.await.context("a listener failed")?);
         }
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let ms = |micros: u64| micros as f64 / 1000.0;
+        let timeline = seen
+            .by_second
+            .iter()
+            .enumerate()
+            .filter(|(_, latencies)| !latencies.is_empty())
+            .map(|(second, latencies)| Second {
+                second,
+                delivered: latencies.len(),
+                latency: Latency::of(latencies),
+            })
+            .collect();
         let outcome = Outcome {
             delivered: seen.delivered,
             duplicated: seen.duplicated,
             out_of_order: seen.out_of_order,
-            latency: Latency {
-                p50_ms: ms(seen.latencies.value_at_quantile(0.50)),
-                p90_ms: ms(seen.latencies.value_at_quantile(0.90)),
-                p99_ms: ms(seen.latencies.value_at_quantile(0.99)),
-                max_ms: ms(seen.latencies.max()),
-            },
+            latency: Latency::of(&seen.latencies),
             span: seen.last.map_or(Duration::ZERO, |last| {
                 last.saturating_duration_since(self.start)
             }),
+            timeline,
         };
         Ok((outcome, users))
     }
@@ -255,11 +309,18 @@ async fn listen(
         } else {
             *highest = message.seq.0;
         }
-        let _ = seen.latencies.record(
-            u64::try_from(latency)
-                .unwrap_or(u64::MAX)
-                .clamp(1, LATENCY_MAX_MICROS),
-        );
+        let micros = u64::try_from(latency)
+            .unwrap_or(u64::MAX)
+            .clamp(1, LATENCY_MAX_MICROS);
+        let _ = seen.latencies.record(micros);
+        let second = usize::try_from(due / 1_000_000).unwrap_or(usize::MAX);
+        if seen.by_second.len() <= second && second < TIMELINE_MAX_SECONDS {
+            let empty = Histogram::new_from(&seen.latencies);
+            seen.by_second.resize(second + 1, empty);
+        }
+        if let Some(latencies) = seen.by_second.get_mut(second) {
+            let _ = latencies.record(micros);
+        }
     }
     user
 }

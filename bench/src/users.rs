@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use client_core::{Client, ClientConfig, ClientError, ClientEvent, LocalStore, RegisterForm};
-use protocol::UserId;
+use client_core::{
+    Client, ClientConfig, ClientError, ClientEvent, LocalStore, RegisterForm, plain,
+};
 use protocol::message::{ErrorCode, Sex};
+use protocol::{ConversationId, UserId};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The password every benchmark user gets.
@@ -96,6 +98,36 @@ pub async fn user(server: SocketAddr, dir: &Path, name: String) -> anyhow::Resul
         events,
         id: bundle.me.id,
     })
+}
+
+/// Longest a greeting may take to be told (setup fails after it).
+const GREETING_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `from` says hello to `to` in `conversation`, and `to` waits until it is told. Friends who
+/// chat have spoken before: their clients have fetched each other's public keys and agreed
+/// their pairwise key (a Diffie-Hellman agreement, once per friend). A load whose first
+/// messages are also every pair's first ever would time that one-off client work of all its
+/// clients at once, on the server's own cores, as the server's latency. The hello is no
+/// message of the load (its text has no due time) and is not counted.
+pub async fn greet(from: &User, to: &mut User, conversation: ConversationId) -> anyhow::Result<()> {
+    from.client
+        .send_text(conversation, plain("hello"))
+        .await
+        .context("send a greeting")?;
+    let told = async {
+        while let Some(event) = to.events.recv().await {
+            if let ClientEvent::Message(message) = event
+                && message.sender == from.id
+                && message.conversation == conversation
+            {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the client stopped before the greeting was told")
+    };
+    tokio::time::timeout(GREETING_MAX, told)
+        .await
+        .context("the greeting was never told")?
 }
 
 /// Runs `attempt` again while the server answers that this address is over its limit (a
