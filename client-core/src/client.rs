@@ -94,8 +94,9 @@ pub(crate) struct State {
     pub(crate) ended: bool,
     /// Delivery acknowledgements waiting to be sent, by conversation.
     pub(crate) acks: HashMap<ConversationId, Seq>,
-    /// A sync to fetch a gap is scheduled.
-    pub(crate) gap_sync: bool,
+    /// Messages that arrived past a gap, by conversation (the highest seq of each), while a
+    /// sync to fetch the gaps is scheduled; `None` when none is.
+    pub(crate) gaps: Option<HashMap<ConversationId, Seq>>,
     /// A login whose private key could not be found or restored, until the person starts
     /// over or logs out.
     pub(crate) key_lost: Option<crate::password::KeyLost>,

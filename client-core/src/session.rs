@@ -173,7 +173,7 @@ impl Client {
                 let received = self.receive(&account, stored).await?;
                 self.ack_later(conversation, seq);
                 if account.store.gap_below(conversation, seq).await? {
-                    self.fill_gap_later();
+                    self.fill_gap_later(conversation, seq);
                 }
                 match received {
                     Some(message) => ClientEvent::Message(message),
@@ -197,21 +197,32 @@ impl Client {
     }
 
     /// Syncs soon, once, after a message arrived past a gap: the messages in between were
-    /// stored by another replica whose push is slower, or their push was lost. Waiting a
-    /// moment lets pushes already on their way arrive first; the sync fetches whatever is
-    /// still missing (messages already held are not told twice).
-    fn fill_gap_later(&self) {
+    /// stored by another replica whose push is slower, or their push was lost, or they are the
+    /// user's own sends whose answers are still on their way. Waiting a moment lets what is
+    /// already on its way arrive first; then the sync runs only if a gap is still open (under
+    /// load, most close by themselves, and a sync reads every conversation), and fetches
+    /// whatever is still missing (messages already held are not told twice).
+    fn fill_gap_later(&self, conversation: ConversationId, seq: Seq) {
         {
             let mut state = self.state();
-            if state.gap_sync {
+            let scheduled = state.gaps.is_some();
+            let gaps = state.gaps.get_or_insert_default();
+            let highest = gaps.entry(conversation).or_insert(seq);
+            *highest = (*highest).max(seq);
+            if scheduled {
                 return;
             }
-            state.gap_sync = true;
         }
         let client = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(GAP_WAIT).await;
-            client.state().gap_sync = false;
+            let gaps = client.state().gaps.take().unwrap_or_default();
+            let Ok(account) = client.account() else {
+                return;
+            };
+            if !account.store.any_gap_below(gaps).await.unwrap_or(true) {
+                return;
+            }
             if let Err(err) = client.sync().await {
                 tracing::debug!(%err, "gap sync failed; the next sync fetches the gap");
             }

@@ -113,6 +113,20 @@ impl Store {
         }
     }
 
+    /// Whether a message is still missing below any of `arrivals` (each a conversation and a
+    /// seq held in it), by [`Store::gap_below`].
+    pub async fn any_gap_below(
+        &self,
+        arrivals: impl IntoIterator<Item = (ConversationId, Seq)>,
+    ) -> Result<bool, ClientError> {
+        for (conversation, seq) in arrivals {
+            if self.gap_below(conversation, seq).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Up to `limit` messages of `conversation` before `before` (0: the newest), oldest first.
     pub async fn history(
         &self,
@@ -322,6 +336,26 @@ mod tests {
             store.put_message(&message(2)).await.unwrap();
             assert!(!gap(5).await.unwrap(), "{kind}");
             assert!(!gap(3).await.unwrap(), "{kind}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gap_that_closed_by_itself_is_open_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, store) in stores(&dir).await {
+            for seq in [1, 3] {
+                store.put_message(&message(seq)).await.unwrap();
+            }
+            store.put_message(&message_in(8, 1, 1)).await.unwrap();
+            let arrivals = [(ConversationId(8), Seq(1)), (ConversationId(7), Seq(3))];
+            assert!(
+                store.any_gap_below(arrivals).await.unwrap(),
+                "{kind}: 2 is missing below 3"
+            );
+            // 2 arrives by itself (the user's own send answered, a slower push) before the
+            // gap sync would run: nothing is left to fetch.
+            store.put_message(&message(2)).await.unwrap();
+            assert!(!store.any_gap_below(arrivals).await.unwrap(), "{kind}");
         }
     }
 
