@@ -169,7 +169,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         .database_url
         .clone()
         .unwrap_or_else(|| sqlite_url(&options.data_dir));
-    let db = service_kit::db::connect(&url)
+    let (db, checkpointer) = service_kit::db::connect_serving(&url)
         .await
         .context("cannot open the database")?;
     Migrator::up(&db, None)
@@ -245,6 +245,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         let message_result = message.await;
         // The connection closes when the last background task holding it ends.
         drop(db);
+        drop(checkpointer);
         gateway_result.context("gateway task")??;
         account_result.context("account-svc task")??;
         social_result.context("social-svc task")??;

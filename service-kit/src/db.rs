@@ -5,6 +5,9 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
+pub use crate::checkpoint::Checkpointer;
+use crate::checkpoint::SERVING_WAL_AUTOCHECKPOINT;
+
 /// How long a SQLite connection waits for a lock before failing.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -19,6 +22,9 @@ pub const SQLITE_ROW_BUFFER: usize = 4096;
 /// Default size of a PostgreSQL connection pool.
 pub const DEFAULT_PG_POOL: u32 = 16;
 
+/// Log pages past which a commit checkpoints by itself: SQLite's default.
+pub const DEFAULT_WAL_AUTOCHECKPOINT: u32 = 1000;
+
 /// Connects to `url`.
 ///
 /// SQLite gets one connection: SQLite has one writer at a time, and a single connection makes
@@ -27,21 +33,47 @@ pub const DEFAULT_PG_POOL: u32 = 16;
 /// so a committed write survives a power cut; a query may run [`SQLITE_ROW_BUFFER`] rows ahead
 /// of its caller. PostgreSQL gets a pool and relies on row locks.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(url);
-    options.sqlx_logging(false);
     if url.starts_with("sqlite:") {
-        options
-            .max_connections(1)
-            .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    .row_buffer_size(SQLITE_ROW_BUFFER)
-            });
+        open_sqlite(url, DEFAULT_WAL_AUTOCHECKPOINT).await
     } else {
-        options.max_connections(DEFAULT_PG_POOL);
+        let mut options = ConnectOptions::new(url);
+        options.sqlx_logging(false).max_connections(DEFAULT_PG_POOL);
+        Database::connect(options).await
     }
+}
+
+/// Connects to `url` for a server that runs a while: as [`connect`], and for a SQLite file,
+/// with its log checkpointed in the background by the [`Checkpointer`] returned (keep it as
+/// long as the connection).
+pub async fn connect_serving(
+    url: &str,
+) -> Result<(DatabaseConnection, Option<Checkpointer>), DbErr> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok((connect(url).await?, None));
+    }
+    let db = open_sqlite(url, SERVING_WAL_AUTOCHECKPOINT).await?;
+    let checkpointer = Checkpointer::start(url).await?;
+    Ok((db, Some(checkpointer)))
+}
+
+/// One connection to the SQLite database `url`, checkpointing by itself past `autocheckpoint`
+/// log pages.
+pub(crate) async fn open_sqlite(
+    url: &str,
+    autocheckpoint: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .sqlx_logging(false)
+        .max_connections(1)
+        .min_connections(1)
+        .map_sqlx_sqlite_opts(move |o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .row_buffer_size(SQLITE_ROW_BUFFER)
+                .pragma("wal_autocheckpoint", autocheckpoint.to_string())
+        });
     Database::connect(options).await
 }
 

@@ -6,6 +6,7 @@
 //! It is not a service and owns no table: it reads `gateways` and `sessions` (account-svc's)
 //! through `entity` to find where to push.
 
+pub mod checkpoint;
 pub mod db;
 pub mod health;
 pub mod membership;
@@ -27,6 +28,8 @@ use tower::layer::util::{Identity, Stack};
 pub struct Startup {
     /// The database connection.
     pub db: sea_orm::DatabaseConnection,
+    /// A SQLite file's background checkpoints, while the binary runs (see [`checkpoint`]).
+    pub checkpointer: Option<db::Checkpointer>,
     /// The gRPC listener.
     pub listener: TcpListener,
     /// The deployment's internal key.
@@ -45,14 +48,19 @@ pub async fn start_service(
     ops::init_logging().map_err(StartupError::Logging)?;
     metrics.serve()?;
     let key = proto::internal::InternalKey::load(key_file)?;
-    let db = db::connect(database_url)
+    let (db, checkpointer) = db::connect_serving(database_url)
         .await
         .map_err(StartupError::Database)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| StartupError::Listen(listen, e))?;
     tracing::info!(addr = %listen, "{name} listening");
-    Ok(Startup { db, listener, key })
+    Ok(Startup {
+        db,
+        checkpointer,
+        listener,
+        key,
+    })
 }
 
 /// Why a service binary could not start.
