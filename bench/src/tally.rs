@@ -25,7 +25,11 @@ const DRAIN_MAX: Duration = Duration::from_secs(120);
 const LATENCY_MAX_MICROS: u64 = 600_000_000;
 
 /// Seconds of a run the timeline covers (later messages count in the run's figures only).
-const TIMELINE_MAX_SECONDS: usize = 3600;
+const TIMELINE_MAX_SECONDS: usize = 600;
+
+/// Significant digits of each second's latencies: 24 KiB of counts a second (the run's own
+/// histogram, at three digits, takes 170 KiB).
+const TIMELINE_DIGITS: u8 = 2;
 
 /// What the listeners saw.
 struct Seen {
@@ -116,11 +120,6 @@ impl Latency {
     }
 }
 
-/// A histogram of latencies in microseconds, up to [`LATENCY_MAX_MICROS`].
-fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
-    Ok(Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)?)
-}
-
 impl std::fmt::Display for Latency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -184,7 +183,7 @@ impl Tally {
     /// Listeners whose latencies count from `start`, the time sends' due times are offsets of.
     pub fn new(start: Instant) -> anyhow::Result<Self> {
         let seen = Seen {
-            latencies: latency_histogram()?,
+            latencies: Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)?,
             by_second: Vec::new(),
             delivered: 0,
             duplicated: 0,
@@ -314,8 +313,10 @@ async fn listen(
             .clamp(1, LATENCY_MAX_MICROS);
         let _ = seen.latencies.record(micros);
         let second = usize::try_from(due / 1_000_000).unwrap_or(usize::MAX);
-        if seen.by_second.len() <= second && second < TIMELINE_MAX_SECONDS {
-            let empty = Histogram::new_from(&seen.latencies);
+        if seen.by_second.len() <= second
+            && second < TIMELINE_MAX_SECONDS
+            && let Ok(empty) = Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, TIMELINE_DIGITS)
+        {
             seen.by_second.resize(second + 1, empty);
         }
         if let Some(latencies) = seen.by_second.get_mut(second) {
