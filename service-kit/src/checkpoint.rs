@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Log pages (4 KiB each) past which the writing connection checkpoints by itself when a
-/// [`Checkpointer`] runs: 16 MiB, several seconds of flat-out chat.
+/// [`Checkpointer`] runs: 16 MiB of log.
 pub const SERVING_WAL_AUTOCHECKPOINT: u32 = 4096;
 
 /// Checkpoints a SQLite file's log in the background for as long as it is kept (dropping it
