@@ -24,6 +24,7 @@ use anyhow::Context;
 use protocol::ConversationId;
 use protocol::message::FriendDecision;
 
+use crate::disk::{Probe, Stalls};
 use crate::offer::{self, Counts, Plan};
 use crate::tally::{Checks, Latency, Second, Tally};
 use crate::users::{self, User};
@@ -69,6 +70,9 @@ pub struct Report {
     /// Lost, duplicated, out of order, failed.
     #[serde(flatten)]
     pub checks: Checks,
+    /// What the disk did meanwhile (its stalls move a p99 by themselves).
+    #[serde(flatten)]
+    pub disk: Stalls,
     /// Each second's latencies, with `--timeline`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Second>,
@@ -156,6 +160,7 @@ pub async fn exchange(
     let sending = Duration::from_secs(options.duration);
     let stop = start + sending;
     let mut tally = Tally::new(start)?;
+    let disk = Probe::start()?;
     let counts = Counts::default();
     let mut senders = tokio::task::JoinSet::new();
     let mut conversations = Vec::with_capacity(pair_count);
@@ -187,6 +192,7 @@ pub async fn exchange(
     let _ = ticking.await;
     let sent = counts.sent();
     let (seen, users) = tally.finish(sent).await?;
+    let disk = disk.finish()?;
     let report = Report {
         clients: pair_count * 2,
         offered_per_sec: options.rate,
@@ -195,6 +201,7 @@ pub async fn exchange(
         delivered_per_sec: seen.per_sec(sending),
         latency: seen.latency,
         checks: seen.checks(sent, counts.failed()),
+        disk,
         timeline: if options.timeline {
             seen.timeline
         } else {
@@ -229,6 +236,7 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(f, "{}", self.latency)?;
         writeln!(f, "{}", self.checks)?;
+        writeln!(f, "{}", self.disk)?;
         for second in &self.timeline {
             writeln!(f, "{second}")?;
         }
@@ -259,6 +267,7 @@ mod tests {
                 max_ms: 1.0,
             },
             checks: Checks::default(),
+            disk: Stalls::default(),
             timeline: Vec::new(),
         };
         let json = serde_json::to_value(&report).unwrap();
@@ -271,6 +280,7 @@ mod tests {
             "duplicated",
             "out_of_order",
             "failed",
+            "disk_stalls",
         ] {
             assert!(json.get(key).is_some(), "no {key} in {json}");
         }

@@ -15,6 +15,7 @@ use anyhow::Context;
 use protocol::e2e::{Body, Content};
 
 use crate::chat::{self, Pairs};
+use crate::disk::Stalls;
 use crate::users;
 
 /// Bytes in a megabyte, as the figures count them.
@@ -54,6 +55,9 @@ pub struct Report {
     pub chat_p99_ms_during: f64,
     /// Chat messages lost, duplicated or out of order in either phase (must be 0).
     pub chat_errors: u64,
+    /// What the disk did meanwhile, both phases together.
+    #[serde(flatten)]
+    pub disk: Stalls,
 }
 
 /// Runs the scenario against `server`.
@@ -101,6 +105,7 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
         chat_p99_ms_alone: alone.latency.p99_ms,
         chat_p99_ms_during: during.latency.p99_ms,
         chat_errors: errors(&alone) + errors(&during),
+        disk: alone.disk.and(during.disk),
     })
 }
 
@@ -165,7 +170,8 @@ impl std::fmt::Display for Report {
             f,
             "chat messages lost, duplicated, out of order or failed: {}",
             self.chat_errors
-        )
+        )?;
+        writeln!(f, "{}", self.disk)
     }
 }
 

@@ -15,6 +15,7 @@
 //! ```
 
 mod chat;
+mod disk;
 mod fanout;
 mod file;
 mod handshake;
