@@ -3,8 +3,9 @@
 //!
 //! The server sees ciphertext only; the key travels inside the message envelope. Every chunk
 //! is its own short transaction, so a 100 MiB upload never holds the database (or the
-//! writer's group commits) for longer than one chunk's insert. Ids are random 63-bit numbers,
-//! not a sequence, so one user cannot enumerate another's uploads.
+//! writer's group commits) for longer than one chunk's insert; given a database of their own
+//! ([`crate::Stores`]), the chunks' commits do not queue ahead of messages at all. Ids are
+//! random 63-bit numbers, not a sequence, so one user cannot enumerate another's uploads.
 
 use entity::{attachment, attachment_chunk};
 use sea_orm::{

@@ -7,7 +7,8 @@
 //! cursors, many per transaction too; [`store`] holds the reads and the cursor writes;
 //! [`fanout`] pushes fresh messages to recipients' gateways in batches. It writes
 //! `chat_history`, `conversation_heads` and `cursors`. [`attachments`] holds uploads and
-//! downloads (`attachments`, `attachment_chunks`).
+//! downloads (`attachments`, `attachment_chunks`), in a database of their own where the
+//! caller gives one ([`Stores`]).
 
 pub mod acks;
 pub mod attachments;
@@ -100,13 +101,43 @@ impl Default for Config {
     }
 }
 
+/// The databases message-svc stores into: messages, cursors and heads in one, attachments in
+/// the same or another with the same schema.
+///
+/// An upload writes tens of megabytes a second. On SQLite, whose one connection every query
+/// waits behind, each of its 256 KiB chunks was a transaction that other users' messages
+/// queued behind, and its log pages made the messages' checkpoints large: other users' chat
+/// p99 during a 100 MB transfer was 30 – 38 ms in one file against 14 – 17 ms with the
+/// attachments in a file of their own (docs/BENCHMARKS.md). PostgreSQL needs no second one.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Messages, cursors and conversation heads.
+    pub messages: DatabaseConnection,
+    /// Attachments and their chunks.
+    pub attachments: DatabaseConnection,
+}
+
+impl From<DatabaseConnection> for Stores {
+    /// Everything in one database.
+    fn from(db: DatabaseConnection) -> Self {
+        Self {
+            messages: db.clone(),
+            attachments: db,
+        }
+    }
+}
+
 /// Starts the writer and acknowledgement tasks and returns the tonic service around them.
 pub fn service(
-    db: DatabaseConnection,
+    stores: Stores,
     config: Arc<Config>,
     push: Pusher,
     key: &InternalKey,
 ) -> InterceptedService<MessageServer<MessageRpc>, Require> {
+    let Stores {
+        messages: db,
+        attachments,
+    } = stores;
     let (jobs, queue) = mpsc::channel(config.writer_queue.max(1));
     let fanout = FanoutQueue::start(db.clone(), push, config.fanout_queue);
     tokio::spawn(writer::run(
@@ -117,20 +148,26 @@ pub fn service(
         Duration::from_micros(config.batch_wait_us),
     ));
     let acks = AckQueue::start(db.clone());
-    MessageServer::with_interceptor(MessageRpc::new(db, jobs, acks, config), key.require())
+    MessageServer::with_interceptor(
+        MessageRpc::new(db, attachments, jobs, acks, config),
+        key.require(),
+    )
 }
 
-/// Serves message-svc on `listener` until `shutdown` resolves. Callers, and the gateways it
-/// pushes to, authenticate with `key`.
+/// Serves message-svc on `listener` until `shutdown` resolves, storing into `stores` (one
+/// database converts into them). Callers, and the gateways it pushes to, authenticate with
+/// `key`.
 pub async fn serve(
     listener: TcpListener,
-    db: DatabaseConnection,
+    stores: impl Into<Stores>,
     key: InternalKey,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let stores = stores.into();
+    let db = stores.messages.clone();
     let router = service_kit::server().add_service(service(
-        db.clone(),
+        stores,
         Arc::new(config),
         Pusher::new(key.clone()),
         &key,

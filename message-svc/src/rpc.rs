@@ -27,21 +27,25 @@ pub const CLIENT_MSG_ID_LEN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct MessageRpc {
     db: DatabaseConnection,
+    attachments: DatabaseConnection,
     jobs: mpsc::Sender<Job>,
     acks: AckQueue,
     config: Arc<Config>,
 }
 
 impl MessageRpc {
-    /// Makes the service around a running writer's queue and acknowledgement task.
+    /// Makes the service around a running writer's queue and acknowledgement task, with
+    /// attachments stored in `attachments` (which may be `db`).
     pub fn new(
         db: DatabaseConnection,
+        attachments: DatabaseConnection,
         jobs: mpsc::Sender<Job>,
         acks: AckQueue,
         config: Arc<Config>,
     ) -> Self {
         Self {
             db,
+            attachments,
             jobs,
             acks,
             config,
@@ -197,8 +201,14 @@ impl Message for MessageRpc {
             max_bytes: self.config.max_attachment_bytes,
             max_open: self.config.max_open_uploads,
         };
-        let attachment =
-            attachments::start(&self.db, user, request.size, &request.sha256, limits).await?;
+        let attachment = attachments::start(
+            &self.attachments,
+            user,
+            request.size,
+            &request.sha256,
+            limits,
+        )
+        .await?;
         Ok(Response::new(UploadStartResponse {
             attachment_id: wire_id(attachment),
             chunk_size: attachments::CHUNK_LEN as u32,
@@ -212,8 +222,14 @@ impl Message for MessageRpc {
         let request = request.into_inner();
         let user = id(request.user_id, "user id")?;
         let attachment = id(request.attachment_id, "attachment id")?;
-        let progress =
-            attachments::chunk(&self.db, user, attachment, request.offset, &request.data).await?;
+        let progress = attachments::chunk(
+            &self.attachments,
+            user,
+            attachment,
+            request.offset,
+            &request.data,
+        )
+        .await?;
         Ok(Response::new(progress_to_wire(progress)))
     }
 
@@ -224,7 +240,7 @@ impl Message for MessageRpc {
         let request = request.into_inner();
         let user = id(request.user_id, "user id")?;
         let attachment = id(request.attachment_id, "attachment id")?;
-        let progress = attachments::status(&self.db, user, attachment).await?;
+        let progress = attachments::status(&self.attachments, user, attachment).await?;
         Ok(Response::new(progress_to_wire(progress)))
     }
 
@@ -237,7 +253,7 @@ impl Message for MessageRpc {
         let attachment = id(request.attachment_id, "attachment id")?;
         let max_len = usize::try_from(request.max_len).unwrap_or(usize::MAX);
         let (data, total) =
-            attachments::download(&self.db, attachment, request.offset, max_len).await?;
+            attachments::download(&self.attachments, attachment, request.offset, max_len).await?;
         Ok(Response::new(DownloadResponse {
             attachment_id: request.attachment_id,
             offset: request.offset,

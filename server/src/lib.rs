@@ -2,6 +2,8 @@
 //! social-svc, message-svc and the gateway), the services on loopback gRPC as in the split
 //! deployment. The end-to-end tests start it exactly as the binary does.
 
+mod attachments;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub const SERVER_KEY_FILE: &str = "server.key";
 
 /// The SQLite database's file name in the data directory.
 pub const DATABASE_FILE: &str = "uchat.db";
+
+pub use attachments::ATTACHMENTS_FILE;
 
 /// The file in the data directory where a running server writes account-svc's loopback
 /// address, for `uchat-server online`.
@@ -175,6 +179,15 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     Migrator::up(&db, None)
         .await
         .context("cannot migrate the database")?;
+    // With the data directory's SQLite file, attachments get a file of their own; a database
+    // named by URL holds them too.
+    let (files, files_checkpointer) = match options.database_url {
+        Some(_) => (db.clone(), None),
+        None => {
+            let main = options.data_dir.join(DATABASE_FILE);
+            attachments::open(&options.data_dir, &main).await?
+        }
+    };
 
     let clients = gateway::bind_with_backlog(options.listen, options.gateway.listen_backlog)?;
     let client_addr = clients.local_addr()?;
@@ -204,7 +217,10 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     ));
     let message = tokio::spawn(message_svc::serve(
         message_listener,
-        db.clone(),
+        message_svc::Stores {
+            messages: db.clone(),
+            attachments: files.clone(),
+        },
         internal_key.clone(),
         options.message,
         signal(services_stopped),
@@ -244,8 +260,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         let social_result = social.await;
         let message_result = message.await;
         // The connection closes when the last background task holding it ends.
-        drop(db);
-        drop(checkpointer);
+        drop((db, files));
+        drop((checkpointer, files_checkpointer));
         gateway_result.context("gateway task")??;
         account_result.context("account-svc task")??;
         social_result.context("social-svc task")??;
