@@ -128,6 +128,12 @@ mod tests {
         .unwrap();
     }
 
+    async fn migrated(url: &str) -> (DatabaseConnection, Option<Checkpointer>) {
+        let (db, checkpointer) = connect_serving(url).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        (db, checkpointer)
+    }
+
     async fn counts(db: &DatabaseConnection) -> (u64, u64) {
         (
             attachment::Entity::find().count(db).await.unwrap(),
@@ -139,10 +145,7 @@ mod tests {
     async fn attachments_of_the_main_file_move_to_their_own_once() {
         let dir = tempfile::tempdir().unwrap();
         let main = dir.path().join(crate::DATABASE_FILE);
-        let (db, _checkpointer) = connect_serving(&crate::sqlite_url(dir.path()))
-            .await
-            .unwrap();
-        Migrator::up(&db, None).await.unwrap();
+        let (db, _checkpointer) = migrated(&crate::sqlite_url(dir.path())).await;
         store_attachment(&db, 7).await;
         store_attachment(&db, 8).await;
 
@@ -166,16 +169,11 @@ mod tests {
     async fn a_move_interrupted_after_its_copy_finishes_without_doubles() {
         let dir = tempfile::tempdir().unwrap();
         let main = dir.path().join(crate::DATABASE_FILE);
-        let (db, _checkpointer) = connect_serving(&crate::sqlite_url(dir.path()))
-            .await
-            .unwrap();
-        Migrator::up(&db, None).await.unwrap();
+        let (db, _checkpointer) = migrated(&crate::sqlite_url(dir.path())).await;
         store_attachment(&db, 7).await;
         // As if a start copied attachment 7, then stopped before deleting it from the main
         // file.
-        let (files, _files_checkpointer) =
-            connect_serving(&attachments_url(dir.path())).await.unwrap();
-        Migrator::up(&files, None).await.unwrap();
+        let (files, _files_checkpointer) = migrated(&attachments_url(dir.path())).await;
         store_attachment(&files, 7).await;
         drop((files, _files_checkpointer));
 
