@@ -107,7 +107,7 @@ impl Default for Config {
 /// An upload writes tens of megabytes a second. On SQLite, whose one connection every query
 /// waits behind, each of its 256 KiB chunks was a transaction that other users' messages
 /// queued behind, and its log pages made the messages' checkpoints large: other users' chat
-/// p99 during a 100 MB transfer was 30 – 38 ms in one file against 14 – 17 ms with the
+/// p99 during a 100 MB transfer was 26 – 34 ms in one file against 14 – 16 ms with the
 /// attachments in a file of their own (docs/BENCHMARKS.md). PostgreSQL needs no second one.
 #[derive(Debug, Clone)]
 pub struct Stores {
