@@ -12,8 +12,9 @@
 //! 5 % of message-svc's stored messages per second at 75,000/s, far above what the whole
 //! stack needs of it.
 //!
-//! This is the workspace's only `unsafe` code, kept in its own crate so that every other
-//! crate can forbid it.
+//! This is one of the workspace's two places with `unsafe` code (the other is one block in
+//! `protocol`'s AVX-512 arithmetic), kept in its own crate so that the other crates can forbid
+//! it.
 
 pub use mimalloc::MiMalloc as Allocator;
 

@@ -10,7 +10,8 @@
 //!   latency of a message sent when nothing else is.
 //! - **Frame seal + open** of a 200-byte message on one core (AES-256-CBC and HMAC-MD5 both
 //!   ways): what every message costs the gateway per hop on the client link.
-//! - **DH agreement**: one modular exponentiation of the 2048-bit group.
+//! - **DH agreement**: one modular exponentiation of the 2048-bit group, on the arithmetic the
+//!   protocol crate picked for this processor (named in the report).
 //! - **Handshake, both ends**: a whole handshake's CPU, client and server sides together, on
 //!   one core. When the load tool runs on the server's machine every handshake pays both, so
 //!   cores divided by this is the ceiling of `handshake`.
@@ -56,6 +57,8 @@ pub struct Report {
     pub frame_seal_open_per_sec_per_core: f64,
     /// One Diffie-Hellman agreement, milliseconds.
     pub dh_agree_ms: f64,
+    /// The arithmetic it ran on: `avx512-ifma` or `portable`.
+    pub dh_arithmetic: &'static str,
     /// One handshake's CPU on both ends, milliseconds.
     pub handshake_both_ends_ms: f64,
     /// Handshakes per second this machine's cores allow when they run both ends.
@@ -86,6 +89,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         sqlite_commit_ms,
         frame_seal_open_per_sec_per_core: frames,
         dh_agree_ms: 1000.0 / dh,
+        dh_arithmetic: protocol::crypto::dh::arithmetic(),
         handshake_both_ends_ms: 1000.0 / handshake,
         handshakes_per_sec_both_ends: handshake * cores as f64,
     })
@@ -204,7 +208,11 @@ impl std::fmt::Display for Report {
             "frame seal+open, {FRAME_BYTES} B: {:.0}/s per core",
             self.frame_seal_open_per_sec_per_core
         )?;
-        writeln!(f, "DH agreement: {:.3} ms", self.dh_agree_ms)?;
+        writeln!(
+            f,
+            "DH agreement: {:.3} ms ({})",
+            self.dh_agree_ms, self.dh_arithmetic
+        )?;
         writeln!(
             f,
             "handshake, both ends: {:.3} ms of CPU = {:.0}/s on {} cores",

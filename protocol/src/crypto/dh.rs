@@ -11,7 +11,9 @@ use std::sync::{LazyLock, Mutex, mpsc};
 use num_bigint::BigUint;
 use zeroize::Zeroize;
 
-use crate::crypto::monty::{FixedBase, Monty};
+#[cfg(target_arch = "x86_64")]
+use crate::crypto::monty::Ifma;
+use crate::crypto::monty::{Arithmetic, FixedBase, Portable, pow_n};
 use crate::error::DhError;
 
 /// Width in bytes of every encoded group element (public values and shared secrets).
@@ -45,22 +47,77 @@ const GENERATOR: u32 = 2;
 
 struct Group {
     p_minus_1: BigUint,
-    monty: Monty,
-    /// Powers of the generator, for making key pairs.
-    generator: FixedBase,
+    engine: Engine,
 }
 
 static GROUP: LazyLock<Group> = LazyLock::new(|| {
     let p = BigUint::from_bytes_be(&FFDHE2048_P);
-    let p_minus_1 = &p - 1u32;
-    let monty = Monty::new(&p);
-    let generator = FixedBase::new(&monty, &BigUint::from(GENERATOR), EXPONENT_LEN);
     Group {
-        p_minus_1,
-        monty,
-        generator,
+        p_minus_1: &p - 1u32,
+        engine: Engine::fastest(&p),
     }
 });
+
+/// The group's exponentiation, on the fastest arithmetic this processor runs.
+enum Engine {
+    Portable(Exponentiation<Portable>),
+    #[cfg(target_arch = "x86_64")]
+    Ifma(Exponentiation<Ifma>),
+}
+
+impl Engine {
+    fn fastest(p: &BigUint) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(ifma) = Ifma::detect(p) {
+            return Self::Ifma(Exponentiation::new(ifma));
+        }
+        Self::Portable(Exponentiation::new(Portable::new(p)))
+    }
+
+    /// `g^secret mod p`.
+    fn generator_pow(&self, secret: &[u8]) -> BigUint {
+        match self {
+            Self::Portable(e) => e.generator.pow(&e.arithmetic, secret),
+            #[cfg(target_arch = "x86_64")]
+            Self::Ifma(e) => e.generator.pow(&e.arithmetic, secret),
+        }
+    }
+
+    /// `bases[k]^exponents[k] mod p` for every lane at once.
+    fn pow_n<const N: usize>(&self, bases: [&BigUint; N], exponents: [&[u8]; N]) -> [BigUint; N] {
+        match self {
+            Self::Portable(e) => pow_n(&e.arithmetic, bases, exponents),
+            #[cfg(target_arch = "x86_64")]
+            Self::Ifma(e) => pow_n(&e.arithmetic, bases, exponents),
+        }
+    }
+}
+
+/// One arithmetic and the generator's powers in it, for making key pairs.
+struct Exponentiation<A: Arithmetic> {
+    arithmetic: A,
+    generator: FixedBase<A>,
+}
+
+impl<A: Arithmetic> Exponentiation<A> {
+    fn new(arithmetic: A) -> Self {
+        let generator = FixedBase::new(&arithmetic, &BigUint::from(GENERATOR), EXPONENT_LEN);
+        Self {
+            arithmetic,
+            generator,
+        }
+    }
+}
+
+/// Names the arithmetic the group's exponentiations run on here: `"avx512-ifma"` on
+/// processors with AVX-512 IFMA, `"portable"` elsewhere. For logs and benchmark reports.
+pub fn arithmetic() -> &'static str {
+    match GROUP.engine {
+        Engine::Portable(_) => "portable",
+        #[cfg(target_arch = "x86_64")]
+        Engine::Ifma(_) => "avx512-ifma",
+    }
+}
 
 /// Returns the group prime `p`, big-endian, for documentation and tests.
 pub fn prime_bytes() -> [u8; ELEMENT_LEN] {
@@ -156,7 +213,7 @@ impl KeyPair {
             return Err(DhError::WeakSecret);
         }
         let group = &*GROUP;
-        let value = group.generator.pow(&group.monty, secret);
+        let value = group.engine.generator_pow(secret);
         let public = PublicKey {
             bytes: encode_element(&value),
             value,
@@ -192,7 +249,7 @@ pub fn agree_all<const N: usize>(pairs: [(&KeyPair, &PublicKey); N]) -> [SharedS
     let bases = pairs.map(|(_, peer)| &peer.value);
     let exponents = pairs.map(|(own, _)| own.secret.as_slice());
     group
-        .monty
+        .engine
         .pow_n(bases, exponents)
         .map(|shared| SharedSecret(encode_element(&shared)))
 }
