@@ -26,6 +26,7 @@ use protocol::message::FriendDecision;
 
 use crate::disk::{Probe, Stalls};
 use crate::offer::{self, Counts, Plan};
+use crate::pace::Pacer;
 use crate::tally::{Checks, Latency, Second, Tally};
 use crate::users::{self, User};
 
@@ -162,6 +163,7 @@ pub async fn exchange(
     let mut tally = Tally::new(start)?;
     let disk = Probe::start()?;
     let counts = Counts::default();
+    let pacer = Pacer::for_rate(options.rate)?;
     let mut senders = tokio::task::JoinSet::new();
     let mut conversations = Vec::with_capacity(pair_count);
     for (index, (a, b, conversation)) in pairs.into_iter().enumerate() {
@@ -176,7 +178,12 @@ pub async fn exchange(
                 start,
                 stop,
             };
-            senders.spawn(offer::send(from.client.clone(), plan, counts.clone()));
+            senders.spawn(offer::send(
+                from.client.clone(),
+                plan,
+                counts.clone(),
+                pacer.clone(),
+            ));
         }
         tally.listen(a);
         tally.listen(b);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::offer::{self, Counts, Plan};
+use crate::pace::Pacer;
 use crate::tally::{Checks, Latency, Tally};
 use crate::users;
 
@@ -117,7 +118,13 @@ pub async fn run(server: SocketAddr, options: &Options, quiet: bool) -> anyhow::
         users::progress(options.duration as usize, "sending", quiet),
         stop,
     );
-    offer::send(sender.client.clone(), plan, counts.clone()).await;
+    offer::send(
+        sender.client.clone(),
+        plan,
+        counts.clone(),
+        Pacer::for_rate(options.rate)?,
+    )
+    .await;
     let _ = ticking.await;
     let sent = counts.sent();
     let expected = sent * (options.members as u64 - 1);

@@ -24,6 +24,7 @@ mod idle;
 mod limits;
 mod login;
 mod offer;
+mod pace;
 mod raw;
 mod repeat;
 mod rss;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use client_core::{Client, plain};
 use protocol::ConversationId;
 
+use crate::pace::Pacer;
+
 /// One sender's schedule.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -62,8 +64,9 @@ pub fn due_micros(text: &str) -> Option<u64> {
     text.rsplit(':').next()?.parse().ok()
 }
 
-/// Sends on `plan` until its stop, counting into `counts`.
-pub async fn send(client: Client, plan: Plan, counts: Counts) {
+/// Sends on `plan` until its stop, counting into `counts`; paced sends wait for their due
+/// time on `pacer`.
+pub async fn send(client: Client, plan: Plan, counts: Counts, pacer: Pacer) {
     if plan.rate > 0.0 {
         // Open loop: every send at its time, without waiting for the ones before.
         let period = Duration::from_secs_f64(plan.senders as f64 / plan.rate);
@@ -76,7 +79,7 @@ pub async fn send(client: Client, plan: Plan, counts: Counts) {
             if due >= plan.stop {
                 break;
             }
-            tokio::time::sleep_until(due.into()).await;
+            pacer.sleep_until(due).await;
             let body = text(plan.sender, n, due.duration_since(plan.start).as_micros());
             let client = client.clone();
             in_flight.spawn(async move {
