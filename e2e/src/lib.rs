@@ -159,6 +159,11 @@ impl TestCluster {
         self.options.data_dir.join(server::DATABASE_FILE)
     }
 
+    /// The server's attachments file (beside [`TestCluster::database_file`]).
+    pub fn attachments_file(&self) -> PathBuf {
+        self.options.data_dir.join(server::ATTACHMENTS_FILE)
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(&mut self) {
         if let Some(running) = self.server.take() {

@@ -357,6 +357,25 @@ async fn a_restart_loses_nothing_and_the_database_holds_no_plaintext() {
         .await
         .unwrap();
     bo.wait_for_text(secret).await;
+    // A file too large to travel inside its message: its chunks go to the attachments file.
+    let file_marker = b"the attachment marker 5c1e ";
+    let file: Vec<u8> = file_marker
+        .iter()
+        .copied()
+        .cycle()
+        .take(client_core::INLINE_MAX + 4096)
+        .collect();
+    amy.client
+        .send_file(conversation, "notes.txt", &file, |_, _| {})
+        .await
+        .unwrap();
+    bo.wait_for("the file", |e| match e {
+        ClientEvent::Message(m) => {
+            matches!(&m.body, Body::File { name, .. } if name == "notes.txt").then_some(())
+        }
+        _ => None,
+    })
+    .await;
 
     cluster.restart().await;
     // Both clients reconnect by themselves and carry on.
@@ -397,10 +416,15 @@ async fn a_restart_loses_nothing_and_the_database_holds_no_plaintext() {
         .unwrap();
     let texts: Vec<&str> = offline.iter().filter_map(|m| text_of(&m.body)).collect();
     assert_eq!(texts, [secret, "after the restart"]);
-    let mut stored = std::fs::read(cluster.database_file()).unwrap();
-    let wal = cluster.database_file().with_extension("db-wal");
-    stored.extend(std::fs::read(wal).unwrap_or_default());
-    for needle in [secret.as_bytes(), b"after the restart"] {
+    let mut stored = Vec::new();
+    for file in [cluster.database_file(), cluster.attachments_file()] {
+        let wal = file.with_extension("db-wal");
+        let main = std::fs::read(&file).unwrap();
+        assert!(!main.is_empty(), "{} is empty", file.display());
+        stored.extend(main);
+        stored.extend(std::fs::read(wal).unwrap_or_default());
+    }
+    for needle in [secret.as_bytes(), b"after the restart", file_marker] {
         assert!(
             !stored.windows(needle.len()).any(|w| w == needle),
             "the server's database holds plaintext"
