@@ -110,7 +110,7 @@ impl<A: Arithmetic> Exponentiation<A> {
 }
 
 /// Names the arithmetic the group's exponentiations run on here: `"avx512-ifma"` on
-/// processors with AVX-512 IFMA, `"portable"` elsewhere. For logs and benchmark reports.
+/// processors with AVX-512 IFMA, `"portable"` elsewhere (`uchat-bench limits` reports it).
 pub fn arithmetic() -> &'static str {
     match GROUP.engine {
         Engine::Portable(_) => "portable",
