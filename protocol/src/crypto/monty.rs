@@ -156,6 +156,18 @@ impl<A: Arithmetic> FixedBase<A> {
     }
 }
 
+/// `-m^{-1} mod 2^64` for an odd `m`; taken mod `2^k`, it is `-m^{-1} mod 2^k` (what a
+/// Montgomery reduction with `k`-bit limbs needs).
+fn negated_inverse(m: &BigUint) -> u64 {
+    let low = m.iter_u64_digits().next().unwrap_or(1);
+    // Newton's iteration: each step doubles the good bits, one to 64 in six steps.
+    let mut inverse: u64 = 1;
+    for _ in 0..6 {
+        inverse = inverse.wrapping_mul(2u64.wrapping_sub(low.wrapping_mul(inverse)));
+    }
+    inverse.wrapping_neg()
+}
+
 /// Returns `table[index]`, reading every entry so the access pattern does not reveal `index`.
 fn select<E: Copy + AsRef<[u64]> + AsMut<[u64]>>(table: &[E; TABLE], index: u8) -> E {
     let mut out = table[0];

@@ -28,7 +28,7 @@ use std::arch::x86_64::{
 
 use num_bigint::BigUint;
 
-use super::Arithmetic;
+use super::{Arithmetic, negated_inverse};
 
 /// Bits per limb: what one IFMA multiplier takes.
 const BITS: u32 = 52;
@@ -71,17 +71,10 @@ impl Ifma {
         if !available {
             return None;
         }
-        let limbs = to_limbs(m);
-        // Newton's iteration for the inverse of m mod 2^64: each step doubles the good bits.
-        let m0 = limbs[0];
-        let mut inv: u64 = 1;
-        for _ in 0..6 {
-            inv = inv.wrapping_mul(2u64.wrapping_sub(m0.wrapping_mul(inv)));
-        }
         let r = BigUint::from(1u32) << (BITS as usize * LIMBS);
         Some(Self {
-            m: limbs,
-            k0: inv.wrapping_neg() & MASK,
+            m: to_limbs(m),
+            k0: negated_inverse(m) & MASK,
             r2: to_limbs(&((&r * &r) % m)),
             one: to_limbs(&(&r % m)),
         })

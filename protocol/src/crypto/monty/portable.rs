@@ -9,7 +9,7 @@
 
 use num_bigint::BigUint;
 
-use super::Arithmetic;
+use super::{Arithmetic, negated_inverse};
 
 /// Limbs of a 2048-bit number.
 const LIMBS: usize = 32;
@@ -31,17 +31,10 @@ pub struct Portable {
 impl Portable {
     /// Prepares the constants for `m`, which must be odd and exactly 2048 bits.
     pub fn new(m: &BigUint) -> Self {
-        let limbs = to_limbs(m);
-        // Newton's iteration for the inverse of m mod 2^64: each step doubles the good bits.
-        let m0 = limbs[0];
-        let mut inv: u64 = 1;
-        for _ in 0..6 {
-            inv = inv.wrapping_mul(2u64.wrapping_sub(m0.wrapping_mul(inv)));
-        }
         let r = BigUint::from(1u32) << (64 * LIMBS);
         Self {
-            m: limbs,
-            m0inv: inv.wrapping_neg(),
+            m: to_limbs(m),
+            m0inv: negated_inverse(m),
             r2: to_limbs(&((&r * &r) % m)),
             one: to_limbs(&(&r % m)),
         }
