@@ -88,9 +88,10 @@ impl Shared {
 }
 
 impl Pacer {
-    /// The pacer for an offered rate: precise up to [`PRECISE_MAX_RATE`], tokio's above.
+    /// The pacer for an offered rate: precise up to [`PRECISE_MAX_RATE`], tokio's above, and
+    /// no thread for a flat-out run (rate 0), which never waits for a due time.
     pub fn for_rate(per_sec: f64) -> std::io::Result<Self> {
-        if per_sec <= PRECISE_MAX_RATE {
+        if per_sec > 0.0 && per_sec <= PRECISE_MAX_RATE {
             Self::precise()
         } else {
             Ok(Self::Tokio)
@@ -208,6 +209,7 @@ mod tests {
     fn low_rates_are_paced_precisely_and_high_rates_by_tokio() {
         assert!(matches!(Pacer::for_rate(20.0), Ok(Pacer::Precise(_))));
         assert!(matches!(Pacer::for_rate(5_000.0), Ok(Pacer::Tokio)));
+        assert!(matches!(Pacer::for_rate(0.0), Ok(Pacer::Tokio)));
     }
 
     #[test]
