@@ -23,6 +23,7 @@ use proto::internal::{InternalKey, Require};
 use sea_orm::DatabaseConnection;
 use service_kit::push::Pusher;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 
 pub use crate::error::Error;
@@ -117,13 +118,33 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let config = Arc::new(config);
     let push = Pusher::new(key.clone());
-    let sweeper = tokio::spawn(sweep_leases(db.clone(), config.clone(), push.clone()));
-    let router = service_kit::server().add_service(service(db.clone(), config, push, &key).await?);
+    let (service, sweeper) = start(db.clone(), config, push, &key).await?;
+    let router = service_kit::server().add_service(service);
     let served = service_kit::serve_router(router, listener, &db, shutdown).await;
     sweeper.abort();
     Ok(served?)
+}
+
+/// account-svc's service, with the lease sweeper it needs running beside it (abort the
+/// handle when the service stops): what [`serve`] serves, for a caller that also calls it in
+/// process.
+pub async fn start(
+    db: DatabaseConnection,
+    config: Config,
+    push: Pusher,
+    key: &InternalKey,
+) -> Result<
+    (
+        InterceptedService<AccountServer<AccountRpc>, Require>,
+        JoinHandle<()>,
+    ),
+    Error,
+> {
+    let config = Arc::new(config);
+    let service = service(db.clone(), config.clone(), push.clone(), key).await?;
+    let sweeper = tokio::spawn(sweep_leases(db, config, push));
+    Ok((service, sweeper))
 }
 
 /// Every `lease_sweep_ms`, marks the sessions of gateways whose lease expired offline and tells

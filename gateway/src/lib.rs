@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use proto::account::account_client::AccountClient;
 use proto::gateway::push_server::PushServer;
-use proto::internal::{Authenticated, InternalKey};
+use proto::internal::{Authenticated, InternalKey, Require};
 use proto::message::message_client::MessageClient;
 use proto::social::social_client::SocialClient;
 use protocol::{EphemeralPool, ServerIdentity};
@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Endpoint;
 
-use crate::hub::Hub;
+pub use crate::hub::Hub;
 use crate::limits::{Limiter, Rate};
 use crate::sends::SendQueue;
 
@@ -372,13 +372,45 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_with_hub(
+        listeners,
+        identity,
+        services,
+        config,
+        Hub::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// The gateway's Push service over `hub`'s sessions, refusing calls without `key`: what its
+/// push listener serves, and what services in the same process call directly (`uchat-server`).
+pub fn push_service(
+    hub: Hub,
+    key: &InternalKey,
+) -> InterceptedService<PushServer<push::PushService>, Require> {
+    InterceptedService::new(
+        PushServer::new(push::PushService::new(hub))
+            .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES),
+        key.require(),
+    )
+}
+
+/// [`serve`], holding its sessions in `hub`: the one [`push_service`] was made over.
+pub async fn serve_with_hub(
+    listeners: Listeners,
+    identity: Arc<ServerIdentity>,
+    services: Services,
+    config: Config,
+    hub: Hub,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let gateway_id = config
         .gateway_id
         .clone()
         .unwrap_or_else(|| format!("gw-{:016x}", session::random_u63()));
     telemetry::register();
     let pool = Arc::new(EphemeralPool::new(EPHEMERAL_POOL).context("DH key pool")?);
-    let hub = Hub::default();
     let (stop, stopping) = watch::channel(false);
     let sends = SendQueue::start(
         services.message.clone(),
@@ -418,11 +450,7 @@ pub async fn serve(
     let push_server = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(ops::metrics::RpcMetricsLayer)
-            .add_service(InterceptedService::new(
-                PushServer::new(push::PushService::new(hub.clone()))
-                    .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES),
-                shared.services.key.require(),
-            ))
+            .add_service(push_service(hub.clone(), &shared.services.key))
             .add_service(health_service)
             .serve_with_incoming_shutdown(ops::grpc::incoming(listeners.push), async move {
                 let _ = push_stopping.wait_for(|s| *s).await;

@@ -20,8 +20,9 @@ use subtle::ConstantTimeEq;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic::{Request, Status};
+
+use crate::transport::Transport;
 
 /// The key's length in bytes.
 pub const KEY_LEN: usize = 32;
@@ -29,8 +30,8 @@ pub const KEY_LEN: usize = 32;
 /// The metadata key the internal key travels in.
 pub const HEADER: &str = "x-uchat-internal-key";
 
-/// A gRPC channel whose calls carry the internal key: what every internal client wraps.
-pub type Authenticated = InterceptedService<Channel, Present>;
+/// A transport whose calls carry the internal key: what every internal client wraps.
+pub type Authenticated = InterceptedService<Transport, Present>;
 
 /// The deployment's internal key.
 #[derive(Clone, PartialEq, Eq)]
@@ -120,9 +121,10 @@ impl InternalKey {
         Require(Arc::new(self.clone()))
     }
 
-    /// Wraps `channel` so that its calls carry this key.
-    pub fn authenticate(&self, channel: Channel) -> Authenticated {
-        InterceptedService::new(channel, self.present())
+    /// Wraps `transport` (a [`tonic::transport::Channel`], or a service of this process) so
+    /// that its calls carry this key.
+    pub fn authenticate(&self, transport: impl Into<Transport>) -> Authenticated {
+        InterceptedService::new(transport.into(), self.present())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The gRPC contract between Uchat's services: the `.proto` files under `proto/`, the tonic
 //! code generated from them, and how a call proves it comes from one of Uchat's own
-//! processes ([`internal`]).
+//! processes ([`internal`]), and where its calls go ([`transport`]).
 //!
 //! Packages are versioned (`uchat.account.v1`, ...); a breaking change makes a `v2` beside
 //! `v1`. Services report why a call failed with a [`common::ErrorCode`] in the
@@ -9,6 +9,7 @@
 #![allow(missing_docs, clippy::all)]
 
 pub mod internal;
+pub mod transport;
 
 /// Metadata key of the [`common::ErrorCode`] (as its decimal number) on a failed status.
 pub const ERROR_CODE_METADATA: &str = "uchat-error";

@@ -18,9 +18,12 @@ pub mod testing;
 use std::future::Future;
 
 use ops::metrics::RpcMetricsLayer;
+use proto::transport::{BoxError, Transport};
 use tokio::net::TcpListener;
+use tonic::body::Body;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
+use tower::Layer;
 use tower::layer::util::{Identity, Stack};
 
 /// What a service binary needs before it serves: its database, its bound listener and the
@@ -96,6 +99,20 @@ pub fn now_ms() -> i64 {
 /// connections ([`ops::grpc`]).
 pub fn server() -> Server<Stack<RpcMetricsLayer, Identity>> {
     Server::builder().layer(RpcMetricsLayer)
+}
+
+/// `service` for a caller in this process ([`proto::transport`]), behind the layers
+/// [`server`] puts around every service, so its calls are counted as served ones are.
+pub fn in_process<S, B>(service: S) -> Transport
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + Sync,
+    S: 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Transport::in_process(RpcMetricsLayer.layer(service))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight calls.

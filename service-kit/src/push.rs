@@ -18,6 +18,7 @@ use proto::gateway::{
 };
 use proto::internal::{Authenticated, InternalKey};
 use proto::message::StoredMessage;
+use proto::transport::Transport;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
 };
@@ -107,6 +108,8 @@ pub struct Pusher {
     key: InternalKey,
     /// Each gateway's channel, with when it was last asked for.
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// A gateway in this process, by its push address: called directly, never dropped.
+    local: Option<(String, PushClient<Authenticated>)>,
 }
 
 /// A gateway's channel and when it was last asked for.
@@ -124,10 +127,24 @@ impl Pusher {
         Self {
             key,
             channels: Arc::default(),
+            local: None,
         }
     }
 
+    /// Pushes to the gateway advertising `push_addr` by calling `gateway` (its Push service in
+    /// this process, [`crate::in_process`]) rather than over the network.
+    pub fn with_local(mut self, push_addr: String, gateway: Transport) -> Self {
+        let client = PushClient::new(self.key.authenticate(gateway))
+            .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
+            .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES);
+        self.local = Some((push_addr, client));
+        self
+    }
+
     async fn client(&self, push_addr: &str) -> Option<PushClient<Authenticated>> {
+        if let Some((_, client)) = self.local.as_ref().filter(|(addr, _)| addr == push_addr) {
+            return Some(client.clone());
+        }
         let now = Instant::now();
         let mut channels = self.channels.lock().await;
         channels.retain(|_, (_, used)| now.duration_since(*used) < CHANNEL_IDLE);

@@ -265,6 +265,14 @@ impl RecordingGateway {
         (gateway, addr)
     }
 
+    /// One reached in this process ([`crate::in_process`]), requiring [`internal_key`] as a
+    /// gateway does: for a [`crate::push::Pusher::with_local`].
+    pub fn in_process() -> (Self, proto::transport::Transport) {
+        let gateway = Self::default();
+        let service = PushServer::with_interceptor(gateway.clone(), internal_key().require());
+        (gateway, crate::in_process(service))
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Pushed> {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
