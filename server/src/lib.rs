@@ -1,6 +1,7 @@
 //! `uchat-server` as a library: the whole stack in one process (migrations, account-svc,
-//! social-svc, message-svc and the gateway), the services on loopback gRPC as in the split
-//! deployment. The end-to-end tests start it exactly as the binary does.
+//! social-svc, message-svc and the gateway). The gateway makes the same gRPC calls as in the
+//! split deployment, into the services' handlers in this process rather than over loopback
+//! (`proto::transport`). The end-to-end tests start it exactly as the binary does.
 
 mod attachments;
 
@@ -12,7 +13,10 @@ use anyhow::Context;
 use migrations::{Migrator, MigratorTrait};
 use proto::account::account_client::AccountClient;
 use proto::internal::{Authenticated, InternalKey};
+use proto::message::message_client::MessageClient;
+use proto::social::social_client::SocialClient;
 use protocol::{Fingerprint, ServerIdentity};
+use service_kit::push::Pusher;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -192,48 +196,50 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let clients = gateway::bind_with_backlog(options.listen, options.gateway.listen_backlog)?;
     let client_addr = clients.local_addr()?;
     let (account_listener, account_url) = loopback().await?;
-    let (social_listener, social_url) = loopback().await?;
-    let (message_listener, message_url) = loopback().await?;
     let (push_listener, push_url) = loopback().await?;
 
     let (stop, stopped) = watch::channel(false);
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
-    // The services stop only after the gateway drained: its last logouts reach account-svc.
-    let (services_stop, services_stopped) = watch::channel(false);
-    let account = tokio::spawn(account_svc::serve(
-        account_listener,
-        db.clone(),
-        internal_key.clone(),
-        options.account,
-        signal(services_stopped.clone()),
-    ));
-    let social = tokio::spawn(social_svc::serve(
-        social_listener,
-        db.clone(),
-        internal_key.clone(),
-        signal(services_stopped.clone()),
-    ));
-    let message = tokio::spawn(message_svc::serve(
-        message_listener,
+    // The gateway calls the services in process (`proto::transport`), and they push to it in
+    // process, by its advertised address. account-svc is also served on loopback, for
+    // `uchat-server online`.
+    let hub = gateway::Hub::default();
+    let push = Pusher::new(internal_key.clone()).with_local(
+        push_listener.local_addr()?.to_string(),
+        service_kit::in_process(gateway::push_service(hub.clone(), &internal_key)),
+    );
+    let (account, sweeper) =
+        account_svc::start(db.clone(), options.account, push.clone(), &internal_key)
+            .await
+            .context("cannot start account-svc")?;
+    let social = social_svc::service(db.clone(), push.clone(), &internal_key);
+    let message = message_svc::service(
         message_svc::Stores {
             messages: db.clone(),
             attachments: files.clone(),
         },
-        internal_key.clone(),
-        options.message,
-        signal(services_stopped),
-    ));
-    let services = gateway::Services::connect_lazy(
-        &gateway::ServiceUrls {
-            account: account_url.clone(),
-            social: social_url,
-            message: message_url,
-            resolve_every: std::time::Duration::from_millis(gateway::DEFAULT_RESOLVE_EVERY_MS),
-        },
-        internal_key,
-    )?;
+        Arc::new(options.message),
+        push,
+        &internal_key,
+    );
+    // The services stop only after the gateway drained: its last logouts reach account-svc.
+    let (services_stop, services_stopped) = watch::channel(false);
+    let admin = tokio::spawn({
+        let router = service_kit::server().add_service(account.clone());
+        let db = db.clone();
+        async move {
+            service_kit::serve_router(router, account_listener, &db, signal(services_stopped)).await
+        }
+    });
+    let in_process = |service| internal_key.authenticate(service);
+    let services = gateway::Services {
+        account: AccountClient::new(in_process(service_kit::in_process(account))),
+        social: SocialClient::new(in_process(service_kit::in_process(social))),
+        message: MessageClient::new(in_process(service_kit::in_process(message))),
+        key: internal_key.clone(),
+    };
     let fingerprint = identity.fingerprint();
     let listeners = gateway::Listeners {
         clients,
@@ -241,11 +247,12 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         push_advertise: None,
     };
     let gateway_config = options.gateway;
-    let gateway = tokio::spawn(gateway::serve(
+    let gateway = tokio::spawn(gateway::serve_with_hub(
         listeners,
         Arc::new(identity),
         services,
         gateway_config,
+        hub,
         signal(stopped),
     ));
 
@@ -256,16 +263,13 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let task = tokio::spawn(async move {
         let gateway_result = gateway.await;
         services_stop.send_replace(true);
-        let account_result = account.await;
-        let social_result = social.await;
-        let message_result = message.await;
+        let admin_result = admin.await;
+        sweeper.abort();
         // The connection closes when the last background task holding it ends.
         drop((db, files));
         drop((checkpointer, files_checkpointer));
         gateway_result.context("gateway task")??;
-        account_result.context("account-svc task")??;
-        social_result.context("social-svc task")??;
-        message_result.context("message-svc task")??;
+        admin_result.context("account-svc task")??;
         Ok(())
     });
     Ok(Running {
