@@ -3,7 +3,9 @@
 //! The writer queues each fresh message right after its commit, in the order it stored them
 //! (and a retry of a stored message again, in case the first push died with its replica).
 //! One task takes what is queued (in batches, like the writer), finds the live sessions of all
-//! the recipients with one query, and hands each gateway its part of the round on that
+//! the recipients with one query (on SQLite the writer read them already, in the transaction
+//! that stored the messages: see `writer::sessions_under_lock`), and hands each gateway its
+//! part of the round on that
 //! gateway's **lane**: a task making that gateway's `Deliver` calls one after another. So a
 //! gateway receives one replica's messages in seq order, and one slow gateway holds up only
 //! its own lane. Each recipient gets its own copy of a group message, with only the key
@@ -55,6 +57,19 @@ pub struct Fanout {
     pub message: StoredMessage,
     /// Its conversation's members (the sender is skipped).
     pub members: Arc<Vec<i64>>,
+    /// The live sessions of the recipients of the batch that stored it, when the writer read
+    /// them in that batch's transaction; `None`: the fan-out reads them.
+    pub sessions: Option<Arc<Vec<LiveSession>>>,
+}
+
+/// Everyone who gets one of `messages` (each its sender and its conversation's members), in
+/// order, once.
+pub fn recipients<'a>(messages: impl IntoIterator<Item = (i64, &'a Arc<Vec<i64>>)>) -> Vec<i64> {
+    let recipients: BTreeSet<i64> = messages
+        .into_iter()
+        .flat_map(|(sender, members)| members.iter().copied().filter(move |m| *m != sender))
+        .collect();
+    recipients.into_iter().collect()
 }
 
 /// Stored messages waiting to be pushed (sampled as each batch is taken).
@@ -117,29 +132,7 @@ async fn run(
         let taken: usize = batch.iter().map(|f| f.message.envelope.len()).sum();
         queued.fetch_sub(taken, Ordering::Relaxed);
         metrics::gauge!(FANOUT_QUEUE).set(jobs.len() as f64);
-        let recipients: BTreeSet<i64> = batch
-            .iter()
-            .flat_map(|f| {
-                let sender = f.message.sender_id;
-                f.members
-                    .iter()
-                    .copied()
-                    .filter(move |m| service_kit::wire_id(*m) != sender)
-            })
-            .collect();
-        let recipients: Vec<i64> = recipients.into_iter().collect();
-        let sessions = match live_sessions(&db, &recipients).await {
-            Ok(sessions) => sessions,
-            Err(err) => {
-                tracing::warn!(%err, "cannot find recipients' sessions");
-                batch.clear();
-                continue;
-            }
-        };
-        let mut by_user: HashMap<i64, Vec<LiveSession>> = HashMap::new();
-        for session in sessions {
-            by_user.entry(session.user_id).or_default().push(session);
-        }
+        let by_user = sessions(&db, &batch).await;
         // Each gateway's deliveries, in the order the messages were stored.
         let mut by_gateway: HashMap<String, Round> = HashMap::new();
         for fanout in batch.drain(..) {
@@ -172,6 +165,45 @@ async fn run(
             lanes.send(gateway, round);
         }
     }
+}
+
+/// The live sessions of the recipients of `batch`, by user: those the writer read, and those
+/// of the other messages' recipients, read now with one query (none where that fails).
+async fn sessions(db: &DatabaseConnection, batch: &[Fanout]) -> HashMap<i64, Vec<LiveSession>> {
+    let unread = recipients(
+        batch
+            .iter()
+            .filter(|f| f.sessions.is_none())
+            .filter_map(|f| Some((service_kit::db_id(f.message.sender_id)?, &f.members))),
+    );
+    let read_now = match live_sessions(db, &unread).await {
+        Ok(sessions) => sessions,
+        Err(err) => {
+            tracing::warn!(%err, "cannot find recipients' sessions");
+            Vec::new()
+        }
+    };
+    // A writer's batch shares one list among its messages, queued one after the other.
+    let mut read_before: Vec<&Arc<Vec<LiveSession>>> = Vec::new();
+    for list in batch.iter().filter_map(|f| f.sessions.as_ref()) {
+        if read_before
+            .last()
+            .is_none_or(|last| !Arc::ptr_eq(last, list))
+        {
+            read_before.push(list);
+        }
+    }
+    let mut by_user: HashMap<i64, Vec<LiveSession>> = HashMap::new();
+    let sessions = read_before
+        .into_iter()
+        .flat_map(|list| list.iter().cloned());
+    for session in sessions.chain(read_now) {
+        let held = by_user.entry(session.user_id).or_default();
+        if !held.contains(&session) {
+            held.push(session);
+        }
+    }
+    by_user
 }
 
 /// One gateway's part of a round.
@@ -263,7 +295,73 @@ async fn lane(push: Pusher, mut rounds: mpsc::Receiver<Round>, bytes: Arc<Atomic
 
 #[cfg(test)]
 mod tests {
+    use entity::{gateway, session};
+    use sea_orm::{ActiveModelTrait, Set};
+
     use super::*;
+
+    fn live(user_id: i64, epoch: i64) -> LiveSession {
+        LiveSession {
+            user_id,
+            epoch,
+            gateway_id: "gw".into(),
+            push_addr: "gw:1".into(),
+            peer_ip: "127.0.0.1".into(),
+            peer_port: 1,
+        }
+    }
+
+    fn fanout(members: &[i64], sessions: Option<&Arc<Vec<LiveSession>>>) -> Fanout {
+        Fanout {
+            message: StoredMessage {
+                sender_id: 1,
+                ..StoredMessage::default()
+            },
+            members: Arc::new(members.to_vec()),
+            sessions: sessions.cloned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_the_writer_read_are_used_and_only_the_others_are_read() {
+        for test in service_kit::testing::databases().await {
+            let db = &test.db;
+            gateway::ActiveModel {
+                id: Set("gw".into()),
+                push_addr: Set("gw:1".into()),
+                lease_expires_at: Set(i64::MAX),
+            }
+            .insert(db)
+            .await
+            .unwrap();
+            for user_id in [2, 3] {
+                session::ActiveModel {
+                    user_id: Set(user_id),
+                    session_id: Set(1),
+                    epoch: Set(1),
+                    online: Set(true),
+                    gateway_id: Set("gw".into()),
+                    peer_ip: Set("127.0.0.1".into()),
+                    peer_port: Set(1),
+                    since: Set(0),
+                }
+                .insert(db)
+                .await
+                .unwrap();
+            }
+            // What the writer read for user 2 differs from the table: only its list gives it.
+            let read_before = Arc::new(vec![live(2, 7)]);
+            let batch = [
+                fanout(&[1, 2], Some(&read_before)),
+                fanout(&[1, 2], Some(&read_before)),
+                fanout(&[1, 3], None),
+            ];
+            let by_user = sessions(db, &batch).await;
+            assert_eq!(by_user.get(&2), Some(&vec![live(2, 7)]), "{}", test.backend);
+            assert_eq!(by_user.get(&3), Some(&vec![live(3, 1)]), "{}", test.backend);
+            assert_eq!(by_user.len(), 2, "not the sender: {}", test.backend);
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_lane_ends_and_the_next_round_starts_another() {

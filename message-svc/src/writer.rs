@@ -22,15 +22,16 @@ use proto::message::StoredMessage;
 use protocol::e2e::EnvelopeShape;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 use service_kit::membership::members_of_many;
+use service_kit::push::{LiveSession, live_sessions};
 use service_kit::wire_id;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::fanout::{Fanout, FanoutQueue};
+use crate::fanout::{self, Fanout, FanoutQueue};
 use crate::store::{self, Forward, ROWS_PER_STATEMENT};
 
 /// A message to store.
@@ -87,6 +88,13 @@ enum Push {
 /// One send of a committed batch: what it came to, and what the fan-out pushes for it.
 type Committed = (Result<Outcome, Error>, Push);
 
+/// A committed batch: each send's outcome, and the recipients' live sessions when they were
+/// read in its transaction ([`sessions_under_lock`]).
+struct Written {
+    results: Vec<Committed>,
+    sessions: Option<Arc<Vec<LiveSession>>>,
+}
+
 /// Messages waiting for the writer (sampled as each batch is taken).
 pub const WRITER_QUEUE: &str = "uchat_message_writer_queue";
 /// Messages stored per transaction.
@@ -124,7 +132,7 @@ pub async fn run(
         metrics::histogram!(WRITER_BATCH_SIZE).record(batch.len() as f64);
         metrics::gauge!(WRITER_QUEUE).set(jobs.len() as f64);
         match store(&db, &batch).await {
-            Ok(results) => {
+            Ok(Written { results, sessions }) => {
                 for (job, (outcome, push)) in batch.into_iter().zip(results) {
                     let Job {
                         sender,
@@ -152,6 +160,7 @@ pub async fn run(
                                 envelope,
                             },
                             members: members.clone(),
+                            sessions: sessions.clone(),
                         });
                     }
                     let _ = reply.send(outcome);
@@ -198,9 +207,9 @@ enum Retries {
 /// of a 768-message batch's 30 – 45 under load, docs/BENCHMARKS.md); if a send turns out to
 /// be stored already, that transaction is rolled back before it gave out a seq, and the
 /// batch is written again with its retries looked up.
-async fn store(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Committed>, DbErr> {
-    if let Some(results) = commit(db, batch, Retries::Unexpected).await? {
-        return Ok(results);
+async fn store(db: &DatabaseConnection, batch: &[Job]) -> Result<Written, DbErr> {
+    if let Some(written) = commit(db, batch, Retries::Unexpected).await? {
+        return Ok(written);
     }
     commit(db, batch, Retries::LookedUp).await?.ok_or_else(|| {
         DbErr::Custom("a send was stored elsewhere while this batch was written".into())
@@ -218,7 +227,7 @@ async fn commit(
     db: &DatabaseConnection,
     batch: &[Job],
     retries: Retries,
-) -> Result<Option<Vec<Committed>>, DbErr> {
+) -> Result<Option<Written>, DbErr> {
     let txn = db.begin().await?;
     let now = service_kit::now_ms();
     let mut conversations: Vec<i64> = batch.iter().map(|j| j.conversation).collect();
@@ -320,8 +329,44 @@ async fn commit(
             .collect();
         move_heads(&txn, moved).await?;
     }
+    let sessions = sessions_under_lock(&txn, batch, &results).await;
     txn.commit().await?;
-    Ok(Some(results))
+    Ok(Some(Written { results, sessions }))
+}
+
+/// On SQLite, the live sessions of the recipients of the batch's messages, read in its
+/// transaction, for the fan-out; `None` elsewhere, or if the read failed (the fan-out then
+/// reads them after the commit, as it does on PostgreSQL).
+///
+/// Why it is safe here and not there. A session missed by the fan-out must sync the message
+/// instead: it must log in after the message is committed. On SQLite the batch's first write
+/// took the database's write lock, held until the commit, so a login (a write) that this read
+/// does not see commits after the messages, and its sync finds them. (A batch of retries alone
+/// writes nothing, but its messages were committed before it began.) PostgreSQL locks rows,
+/// not the database: a login could commit between this read and the commit, then sync before
+/// the messages are visible, and get neither push nor sync. Read after the commit, at the cost
+/// of a hand-off to a connection idle since it: 0.16 ms of a lone message's latency on SQLite
+/// (docs/BENCHMARKS.md).
+async fn sessions_under_lock(
+    txn: &DatabaseTransaction,
+    batch: &[Job],
+    results: &[Committed],
+) -> Option<Arc<Vec<LiveSession>>> {
+    if txn.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let pushed = batch
+        .iter()
+        .zip(results)
+        .filter(|(_, (_, push))| !matches!(push, Push::Nothing))
+        .filter_map(|(job, (outcome, _))| Some((job.sender, &outcome.as_ref().ok()?.members)));
+    match live_sessions(txn, &fanout::recipients(pushed)).await {
+        Ok(sessions) => Some(Arc::new(sessions)),
+        Err(err) => {
+            tracing::warn!(%err, "cannot find recipients' sessions before the commit");
+            None
+        }
+    }
 }
 
 /// Writes the new heads of the conversations the batch stored messages in: one upsert per
