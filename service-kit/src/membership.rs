@@ -4,7 +4,11 @@
 use std::collections::HashMap;
 
 use entity::{CONVERSATION_ROOM, conversation, friend, room, room_user};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationDef,
+};
 
 /// A conversation's kind and the users who may read and write it: the two friends of a
 /// direct conversation (none once they are no longer friends), or a room's members in the
@@ -16,37 +20,39 @@ pub async fn conversation_members(
     Ok(members_of_many(db, &[id]).await?.remove(&id))
 }
 
-/// [`conversation_members`] for many conversations with a fixed number of queries; missing
-/// conversations are absent from the map.
+/// [`conversation_members`] for many conversations with a fixed number of queries (one when
+/// they are all direct, as most are: it is on every message's path); missing conversations
+/// are absent from the map.
 pub async fn members_of_many(
     db: &impl ConnectionTrait,
     ids: &[i64],
 ) -> Result<HashMap<i64, (i16, Vec<i64>)>, DbErr> {
-    let conversations = conversation::Entity::find()
+    // Each conversation with its accepted friendships (none for a room's).
+    let friendships = conversation::Entity::belongs_to(friend::Entity)
+        .from(conversation::Column::Id)
+        .to(friend::Column::ConversationId)
+        .into();
+    let accepted = |_, friends| {
+        ExprTrait::eq(Expr::col((friends, friend::Column::Accepted)), true).into_condition()
+    };
+    let rows = conversation::Entity::find()
+        .join(
+            JoinType::LeftJoin,
+            RelationDef::on_condition(friendships, accepted),
+        )
+        .select_also(friend::Entity)
         .filter(conversation::Column::Id.is_in(ids.iter().copied()))
         .all(db)
         .await?;
     let mut out: HashMap<i64, (i16, Vec<i64>)> = HashMap::new();
-    let (mut direct, mut rooms) = (Vec::new(), Vec::new());
-    for c in &conversations {
+    let mut rooms = Vec::new();
+    for (c, friendship) in rows {
         if c.kind == CONVERSATION_ROOM {
             rooms.push(c.id);
-        } else {
-            direct.push(c.id);
-            out.insert(c.id, (c.kind, Vec::new()));
+            continue;
         }
-    }
-    if !direct.is_empty() {
-        for f in friend::Entity::find()
-            .filter(friend::Column::ConversationId.is_in(direct))
-            .filter(friend::Column::Accepted.eq(true))
-            .all(db)
-            .await?
-        {
-            if let Some((_, members)) = f.conversation_id.and_then(|c| out.get_mut(&c)) {
-                members.push(f.from_user_id);
-            }
-        }
+        let (_, members) = out.entry(c.id).or_insert_with(|| (c.kind, Vec::new()));
+        members.extend(friendship.map(|f| f.from_user_id));
     }
     if !rooms.is_empty() {
         let rooms = room::Entity::find()
