@@ -191,8 +191,9 @@ pub struct ServiceUrls {
 /// How often a service name is resolved again by default: `--resolve-every-ms`.
 pub const DEFAULT_RESOLVE_EVERY_MS: u64 = 5_000;
 
-/// gRPC clients of the services (cheap to clone: one HTTP/2 connection each, made lazily),
-/// and the internal key their calls carry and the push server requires.
+/// gRPC clients of the services (cheap to clone: one HTTP/2 connection each, made lazily; or,
+/// in `uchat-server`, calls into the services of the same process, `proto::transport`), and
+/// the internal key their calls carry and the push server requires.
 #[derive(Debug, Clone)]
 pub struct Services {
     /// account-svc.
