@@ -5,11 +5,11 @@
 //! One task takes what is queued (in batches, like the writer), finds the live sessions of all
 //! the recipients with one query (on SQLite the writer read them already, in the transaction
 //! that stored the messages: see `writer::sessions_under_lock`), and hands each gateway its
-//! part of the round on that
-//! gateway's **lane**: a task making that gateway's `Deliver` calls one after another. So a
-//! gateway receives one replica's messages in seq order, and one slow gateway holds up only
-//! its own lane. Each recipient gets its own copy of a group message, with only the key
-//! wrapped for it ([`ReaderCopies`]): the lanes carry a copy's size, not the group's.
+//! part of the round on that gateway's **lane**: a task making that gateway's `Deliver` calls
+//! one after another. So a gateway receives one replica's messages in seq order, and one slow
+//! gateway holds up only its own lane. Each recipient gets its own copy of a group message,
+//! with only the key wrapped for it ([`ReaderCopies`]): the lanes carry a copy's size, not the
+//! group's.
 //!
 //! It is best effort by design: the messages are already committed, so a full queue or lane,
 //! a failed query or a gateway that does not answer costs only liveness (the recipient syncs;
