@@ -2,7 +2,7 @@
 //! connection, answers matched to their requests, events passed on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct Link {
     pending: Pending,
     outbound: mpsc::Sender<ClientMessage>,
     closed: watch::Receiver<bool>,
+    /// Set, before the link closes, when the server said the session was replaced.
+    kicked: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
 }
 
@@ -85,6 +87,8 @@ impl Link {
         });
 
         let reader_pending = pending.clone();
+        let kicked = Arc::new(AtomicBool::new(false));
+        let reader_kicked = kicked.clone();
         tokio::spawn(async move {
             loop {
                 match reader.read_message::<ServerMessage>().await {
@@ -98,6 +102,10 @@ impl Link {
                         }
                     }
                     Ok(Some(ServerMessage::Event(event))) => {
+                        // Known before the close is: the event itself may wait behind others.
+                        if matches!(event, Event::Kicked { .. }) {
+                            reader_kicked.store(true, Ordering::Release);
+                        }
                         if events.send(event).is_err() {
                             break;
                         }
@@ -122,9 +130,16 @@ impl Link {
             pending,
             outbound,
             closed,
+            kicked,
             stop,
         });
         Ok((link, certificate))
+    }
+
+    /// Whether the server kicked this session (it said so before closing): a link that ends
+    /// so must not be restored, or the two logins would take turns kicking each other.
+    pub fn kicked(&self) -> bool {
+        self.kicked.load(Ordering::Acquire)
     }
 
     /// Sends `body` and waits up to `timeout` for its answer.

@@ -326,6 +326,11 @@ async fn supervise(inner: Weak<Inner>) {
                 continue;
             }
         }
+        // The `Kicked` event may still wait behind others for [`pump`], which ends the
+        // session when it gets there; the link knew at once.
+        if link.kicked() {
+            return;
+        }
         let mut delay = RECONNECT_FIRST_DELAY;
         loop {
             let Some(strong) = inner.upgrade() else {

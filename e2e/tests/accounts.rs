@@ -79,6 +79,46 @@ async fn a_second_login_kicks_the_first() {
 }
 
 #[tokio::test]
+async fn a_kicked_client_busy_with_messages_does_not_log_in_again() {
+    let cluster = TestCluster::start_with(|options| {
+        options.gateway.messages_per_minute = 1_000_000;
+    })
+    .await;
+    let mut first = cluster.user("amy").await;
+    let bo = cluster.user("bo").await;
+    let conversation = e2e::befriend(&first, &bo).await;
+    // A burst for amy, so her client is still handling messages when the kick comes: its
+    // `Kicked` event waits behind them while the connection is already closed.
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let client = bo.client.clone();
+        sends.spawn(async move {
+            client
+                .send_text(conversation, client_core::plain(&format!("burst {i}")))
+                .await
+        });
+    }
+    while let Some(sent) = sends.join_next().await {
+        sent.unwrap().unwrap();
+    }
+    let mut second = cluster.client_in(first.dir.clone()).await;
+    second.login("amy").await;
+    first
+        .wait_for("kicked", |e| match e {
+            ClientEvent::Kicked { .. } => Some(()),
+            _ => None,
+        })
+        .await;
+    // Past the first reconnection delay: a kicked client that came back would have kicked
+    // the second session in turn.
+    tokio::time::sleep(client_core::RECONNECT_FIRST_DELAY * 3).await;
+    assert!(
+        second.client.search("a").await.is_ok(),
+        "the second session was kicked back"
+    );
+}
+
+#[tokio::test]
 async fn presence_shows_address_and_port_both_ways() {
     let cluster = TestCluster::start().await;
     let mut amy = cluster.user("amy").await;
