@@ -382,8 +382,8 @@ mod tests {
     }
 
     /// Every question asked of both stores holding the same messages: runs with gaps, a
-    /// hole wider than [`GAP_WINDOW`], a history longer than [`ACK_WINDOW`], two
-    /// conversations and two senders.
+    /// hole wider than [`GAP_WINDOW`], runs longer than it, a history longer than
+    /// [`ACK_WINDOW`], three conversations and two senders.
     #[tokio::test]
     async fn the_memory_store_answers_as_the_file_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -396,10 +396,14 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for conversation in [3, 7] {
+        for conversation in [3, 7, 5] {
             for seq in 1..=last {
-                let in_hole = conversation == 7 && (500..500 + GAP_WINDOW + 20).contains(&seq);
-                if in_hole || next() % 9 == 0 {
+                let missing = match conversation {
+                    5 => seq % (GAP_WINDOW + 50) == 0,
+                    7 => (500..500 + GAP_WINDOW + 20).contains(&seq) || next() % 9 == 0,
+                    _ => next() % 9 == 0,
+                };
+                if missing {
                     continue;
                 }
                 let message = message_in(conversation, seq, 1 + next() % 2);
@@ -421,7 +425,7 @@ mod tests {
             file.cursors().await.unwrap(),
             memory.cursors().await.unwrap()
         );
-        for conversation in [3, 7, 9].map(ConversationId) {
+        for conversation in [3, 5, 7, 9].map(ConversationId) {
             for seq in (0..=last + 2).map(Seq) {
                 assert_eq!(
                     file.ack_point(conversation, seq).await.unwrap(),
