@@ -78,6 +78,9 @@ impl Proc {
         let child = Command::new(binary(binary_name))
             .args(args)
             .env("RUST_LOG", "info")
+            // An error that stops a start is one line, not buried under its backtrace at
+            // the end of the log (panics still print theirs, as `RUST_BACKTRACE` says).
+            .env("RUST_LIB_BACKTRACE", "0")
             .env_remove("UCHAT_LOG_FORMAT")
             .stdin(Stdio::null())
             .stdout(file)
@@ -105,18 +108,65 @@ impl Proc {
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
+
+    /// Waits up to `within` until its health at `addr` says it is serving.
+    ///
+    /// # Errors
+    /// When it exits first: why, from the end of its log.
+    ///
+    /// # Panics
+    /// When it is still running but not serving by then.
+    pub async fn wait_serving(&mut self, addr: &str, within: Duration) -> Result<(), Exited> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = None;
+        while tokio::time::Instant::now() < deadline {
+            last = health(addr).await;
+            if last == Some(ServingStatus::Serving) {
+                return Ok(());
+            }
+            if !self.running() {
+                return Err(Exited {
+                    log: self.log_tail(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{} at {addr} is {last:?}, not serving, after {within:?}",
+            self.name
+        );
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines
+            .get(lines.len().saturating_sub(30)..)
+            .unwrap_or_default();
+        tail.join("\n")
+    }
+}
+
+/// A process that exited before it served, with the end of its log.
+#[derive(Debug)]
+pub struct Exited {
+    /// The last lines it wrote.
+    pub log: String,
+}
+
+impl Exited {
+    /// Whether it stopped because an address it was to listen on was taken: a port that
+    /// [`free_port`] released was bound again before the process bound it.
+    pub fn address_taken(&self) -> bool {
+        self.log.contains("Address already in use")
+    }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines
-                .get(lines.len().saturating_sub(30)..)
-                .unwrap_or_default();
-            eprintln!("--- last lines of {} ---\n{}", self.name, tail.join("\n"));
+            eprintln!("--- last lines of {} ---\n{}", self.name, self.log_tail());
         }
     }
 }

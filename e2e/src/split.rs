@@ -8,10 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tonic_health::pb::health_check_response::ServingStatus;
-
 use crate::TEST_KDF;
-use crate::processes::{Proc, binary, free_port, wait_for_health};
+use crate::processes::{Proc, binary, free_port};
 
 /// A gateway's lease in the split stack, and how often account-svc sweeps expired ones.
 pub const LEASE_MS: u64 = 2_000;
@@ -19,6 +17,8 @@ pub const LEASE_MS: u64 = 2_000;
 pub const SWEEP_MS: u64 = 300;
 /// How long a part may take to become healthy.
 pub const START_WAIT: Duration = Duration::from_secs(30);
+/// How many loopback addresses a replica tries when the one it was given is taken.
+pub const REPLICA_START_ATTEMPTS: u8 = 3;
 
 fn s(v: impl ToString) -> String {
     v.to_string()
@@ -26,6 +26,16 @@ fn s(v: impl ToString) -> String {
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Waits until `proc` serves at `addr`.
+///
+/// # Panics
+/// When it exits first, with why, or does not serve within [`START_WAIT`].
+async fn serving(proc: &mut Proc, addr: SocketAddr) {
+    if let Err(exited) = proc.wait_serving(&s(addr), START_WAIT).await {
+        panic!("the part for {addr} exited before serving:\n{}", exited.log);
+    }
 }
 
 /// A gateway's addresses.
@@ -128,8 +138,9 @@ impl SplitStack {
         );
         let social = stack.service("social-svc", stack.social, social_database_url, &[]);
         stack._services = vec![account, social];
-        for addr in [stack.account, stack.social] {
-            wait_for_health(&s(addr), ServingStatus::Serving, START_WAIT).await;
+        let addrs = [stack.account, stack.social];
+        for (proc, addr) in stack._services.iter_mut().zip(addrs) {
+            serving(proc, addr).await;
         }
         for _ in 0..replicas {
             stack.add_replica().await;
@@ -163,28 +174,41 @@ impl SplitStack {
     }
 
     /// Starts one more message-svc replica on the next loopback address, waits until it
-    /// serves and lists it under the name.
+    /// serves and lists it under the name. A replica that finds its address taken (a port
+    /// [`free_port`] released is bound again first) starts again on the next one.
+    ///
+    /// # Panics
+    /// When it does not start.
     pub async fn add_replica(&mut self) -> usize {
         let index = self.replicas.len();
-        let last = u8::try_from(index + 2).unwrap_or(u8::MAX);
-        let ip = [127, 0, 0, last];
-        let listen = SocketAddr::from((ip, self.message_port));
-        let metrics = local(free_port([127, 0, 0, 1]));
         let name = format!("message-svc-{}", index + 1);
-        let mut args = vec![
-            s("--listen"),
-            s(listen),
-            s("--database-url"),
-            s(&self.database_url),
-            s("--metrics-listen"),
-            s(metrics),
-        ];
-        args.extend(self.key_args());
-        let proc = Proc::start(&name, "message-svc", &args, &self.dir);
-        wait_for_health(&s(listen), ServingStatus::Serving, START_WAIT).await;
-        self.replicas.push(Replica { proc, ip, metrics });
-        self.list_replicas();
-        index
+        let mut last = self.replicas.last().map_or(1, |r| r.ip[3]);
+        for _ in 0..REPLICA_START_ATTEMPTS {
+            last = last.saturating_add(1);
+            let ip = [127, 0, 0, last];
+            let listen = SocketAddr::from((ip, self.message_port));
+            let metrics = local(free_port([127, 0, 0, 1]));
+            let mut args = vec![
+                s("--listen"),
+                s(listen),
+                s("--database-url"),
+                s(&self.database_url),
+                s("--metrics-listen"),
+                s(metrics),
+            ];
+            args.extend(self.key_args());
+            let mut proc = Proc::start(&name, "message-svc", &args, &self.dir);
+            match proc.wait_serving(&s(listen), START_WAIT).await {
+                Ok(()) => {
+                    self.replicas.push(Replica { proc, ip, metrics });
+                    self.list_replicas();
+                    return index;
+                }
+                Err(exited) if exited.address_taken() => continue,
+                Err(exited) => panic!("{name} exited before serving:\n{}", exited.log),
+            }
+        }
+        panic!("{name}: every address it tried was taken");
     }
 
     /// Kills replica `index` (SIGKILL) and takes it off the name, as a container's DNS entry
@@ -245,8 +269,8 @@ impl SplitStack {
             s(60_000),
         ];
         args.extend(self.key_args());
-        let proc = Proc::start(name, "gateway", &args, &self.dir);
-        wait_for_health(&s(addrs.push), ServingStatus::Serving, START_WAIT).await;
+        let mut proc = Proc::start(name, "gateway", &args, &self.dir);
+        serving(&mut proc, addrs.push).await;
         proc
     }
 }

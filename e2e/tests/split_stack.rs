@@ -202,7 +202,12 @@ async fn the_split_stack_loses_nothing_when_replicas_and_gateways_die() {
     reached(TOTAL * 3 / 10).await;
     stack.kill_replica(0);
     reached(TOTAL * 6 / 10).await;
+    // The address the new replica would take is already bound (as a port a test picked
+    // can be, by the time a process binds it): it starts on the next one.
+    let taken = std::net::TcpListener::bind(("127.0.0.4", stack.message_port)).unwrap();
     let third = stack.add_replica().await;
+    assert_eq!(stack.replicas[third].ip, [127, 0, 0, 5]);
+    drop(taken);
     while let Some(done) = senders.join_next().await {
         done.unwrap();
     }
