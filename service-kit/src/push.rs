@@ -134,11 +134,15 @@ impl Pusher {
     /// Pushes to the gateway advertising `push_addr` by calling `gateway` (its Push service in
     /// this process, [`crate::in_process`]) rather than over the network.
     pub fn with_local(mut self, push_addr: String, gateway: Transport) -> Self {
-        let client = PushClient::new(self.key.authenticate(gateway))
-            .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
-            .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES);
-        self.local = Some((push_addr, client));
+        self.local = Some((push_addr, self.push_client(gateway)));
         self
+    }
+
+    /// A Push client over `transport`: carrying the key, messages bounded on both ends.
+    fn push_client(&self, transport: impl Into<Transport>) -> PushClient<Authenticated> {
+        PushClient::new(self.key.authenticate(transport))
+            .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
+            .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
     }
 
     async fn client(&self, push_addr: &str) -> Option<PushClient<Authenticated>> {
@@ -159,9 +163,7 @@ impl Pusher {
             .connect_timeout(PUSH_TIMEOUT)
             .tcp_nodelay(true);
         // Lazy: the first call connects, so an unreachable gateway costs that call only.
-        let client = PushClient::new(self.key.authenticate(endpoint.connect_lazy()))
-            .max_encoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES)
-            .max_decoding_message_size(proto::PUSH_MESSAGE_MAX_BYTES);
+        let client = self.push_client(endpoint.connect_lazy());
         channels.insert(push_addr.to_owned(), (client.clone(), now));
         Some(client)
     }
