@@ -84,6 +84,9 @@ pub struct Figure {
     pub max: f64,
     /// The median as a fraction of this machine's ceiling for it, where there is one.
     pub of_ceiling: Option<f64>,
+    /// Every run's value, in the order run: later runs meet a server that earlier ones left
+    /// a larger database.
+    pub runs: Vec<f64>,
 }
 
 /// The suite's result.
@@ -162,7 +165,8 @@ impl Figures {
     fn finish(self) -> Vec<Figure> {
         self.values
             .into_iter()
-            .map(|(name, unit, ceiling, mut values)| {
+            .map(|(name, unit, ceiling, runs)| {
+                let mut values = runs.clone();
                 values.sort_by(f64::total_cmp);
                 let median = values.get(values.len() / 2).copied().unwrap_or(0.0);
                 Figure {
@@ -172,6 +176,7 @@ impl Figures {
                     min: values.first().copied().unwrap_or(0.0),
                     max: values.last().copied().unwrap_or(0.0),
                     of_ceiling: ceiling.map(|c| median / c),
+                    runs,
                 }
             })
             .collect()
@@ -349,17 +354,24 @@ impl std::fmt::Display for Report {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<36} {:>10} {:>10} {:>10} {:>8} {:>9}",
+            "{:<36} {:>10} {:>10} {:>10} {:>8} {:>9}  runs, in order",
             "figure", "median", "min", "max", "unit", "ceiling"
         )?;
         for figure in &self.figures {
             let ratio = figure
                 .of_ceiling
                 .map_or_else(String::new, |r| format!("{r:.3}"));
+            let runs: Vec<String> = figure.runs.iter().map(|v| format!("{v:.2}")).collect();
             writeln!(
                 f,
-                "{:<36} {:>10.2} {:>10.2} {:>10.2} {:>8} {:>9}",
-                figure.name, figure.median, figure.min, figure.max, figure.unit, ratio
+                "{:<36} {:>10.2} {:>10.2} {:>10.2} {:>8} {:>9}  {}",
+                figure.name,
+                figure.median,
+                figure.min,
+                figure.max,
+                figure.unit,
+                ratio,
+                runs.join(" / ")
             )?;
         }
         writeln!(
@@ -367,5 +379,25 @@ impl std::fmt::Display for Report {
             "{} runs each; lost, duplicated, out of order, failed: {}",
             self.runs, self.delivery_errors
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_figure_keeps_its_runs_in_order_and_takes_the_median_of_them_sorted() {
+        let mut figures = Figures::default();
+        for value in [3.0, 1.0, 2.0] {
+            figures.add("chat", "ms", Some(4.0), value);
+        }
+        figures.add("files", "MB/s", None, 50.0);
+        let [chat, files] = figures.finish().try_into().unwrap();
+        assert_eq!(chat.runs, [3.0, 1.0, 2.0]);
+        assert_eq!((chat.median, chat.min, chat.max), (2.0, 1.0, 3.0));
+        assert_eq!(chat.of_ceiling, Some(0.5));
+        assert_eq!(files.runs, [50.0]);
+        assert_eq!(files.of_ceiling, None);
     }
 }
