@@ -18,7 +18,7 @@ pub const SWEEP_MS: u64 = 300;
 /// How long a part may take to become healthy.
 pub const START_WAIT: Duration = Duration::from_secs(30);
 /// How many loopback addresses a replica tries when the one it was given is taken.
-pub const REPLICA_START_ATTEMPTS: u8 = 3;
+pub const REPLICA_START_ATTEMPTS: u8 = 8;
 
 fn s(v: impl ToString) -> String {
     v.to_string()

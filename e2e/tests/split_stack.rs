@@ -203,10 +203,11 @@ async fn the_split_stack_loses_nothing_when_replicas_and_gateways_die() {
     stack.kill_replica(0);
     reached(TOTAL * 6 / 10).await;
     // The address the new replica would take is already bound (as a port a test picked
-    // can be, by the time a process binds it): it starts on the next one.
+    // can be, by the time a process binds it): it starts on a later one (the next may be
+    // taken too, by a test running beside this one).
     let taken = std::net::TcpListener::bind(("127.0.0.4", stack.message_port)).unwrap();
     let third = stack.add_replica().await;
-    assert_eq!(stack.replicas[third].ip, [127, 0, 0, 5]);
+    assert!(stack.replicas[third].ip > [127, 0, 0, 4]);
     drop(taken);
     while let Some(done) = senders.join_next().await {
         done.unwrap();
