@@ -117,24 +117,17 @@ impl Proc {
     /// # Panics
     /// When it is still running but not serving by then.
     pub async fn wait_serving(&mut self, addr: &str, within: Duration) -> Result<(), Exited> {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut last = None;
-        while tokio::time::Instant::now() < deadline {
-            last = health(addr).await;
-            if last == Some(ServingStatus::Serving) {
-                return Ok(());
-            }
-            if !self.running() {
-                return Err(Exited {
-                    log: self.log_tail(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let serving = ServingStatus::Serving;
+        match poll_health(addr, serving, within, || !self.running()).await {
+            Waited::Reached => Ok(()),
+            Waited::Gone => Err(Exited {
+                log: self.log_tail(),
+            }),
+            Waited::TimedOut(last) => panic!(
+                "{} at {addr} is {last:?}, not serving, after {within:?}",
+                self.name
+            ),
         }
-        panic!(
-            "{} at {addr} is {last:?}, not serving, after {within:?}",
-            self.name
-        );
     }
 
     fn log_tail(&self) -> String {
@@ -198,16 +191,43 @@ pub async fn health(addr: &str) -> Option<ServingStatus> {
 /// # Panics
 /// When it is not by then.
 pub async fn wait_for_health(addr: &str, want: ServingStatus, within: Duration) {
+    // Nothing is watched for exiting, so it is reached or late.
+    if let Waited::TimedOut(last) = poll_health(addr, want, within, || false).await {
+        panic!("{addr} is {last:?}, not {want:?}, after {within:?}");
+    }
+}
+
+/// What [`poll_health`] came to.
+enum Waited {
+    /// The health said what was wanted.
+    Reached,
+    /// The process behind the address exited first.
+    Gone,
+    /// Time ran out; the last answer (`None`: no answer).
+    TimedOut(Option<ServingStatus>),
+}
+
+/// Asks `addr`'s health every 50 ms until it says `want`, `gone()` says the process behind it
+/// exited, or `within` passes.
+async fn poll_health(
+    addr: &str,
+    want: ServingStatus,
+    within: Duration,
+    mut gone: impl FnMut() -> bool,
+) -> Waited {
     let deadline = tokio::time::Instant::now() + within;
     let mut last = None;
     while tokio::time::Instant::now() < deadline {
         last = health(addr).await;
         if last == Some(want) {
-            return;
+            return Waited::Reached;
+        }
+        if gone() {
+            return Waited::Gone;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{addr} is {last:?}, not {want:?}, after {within:?}");
+    Waited::TimedOut(last)
 }
 
 /// The text a metrics endpoint serves at `/metrics`.
