@@ -494,9 +494,12 @@ pub async fn serve_with_hub(
                     continue;
                 }
             },
+            // A session's task keeps its memory until it is joined: join each as it ends,
+            // not only when the next client arrives (after a crowd leaves, none may).
+            // (A panic was already reported by the panic hook.)
+            Some(_ended) = sessions.join_next() => continue,
             () = &mut shutdown => break,
         };
-        while sessions.try_join_next().is_some() {}
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             refusals.refused(peer, "too many connections");
             continue;
