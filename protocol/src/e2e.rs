@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256, Sha512};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec;
-use crate::crypto::cipher::{BLOCK_LEN, CbcKey, random_iv};
+use crate::crypto::cipher::{BLOCK_LEN, DecryptKey, EncryptKey, random_iv};
 use crate::crypto::dh::{KeyPair, PublicKey};
 use crate::crypto::kdf::{E2E_PAIRWISE_INFO, E2E_PAIRWISE_SALT, Prk};
 use crate::crypto::mac::{MacKey, TAG_LEN};
@@ -92,7 +92,7 @@ impl ContentKey {
         plaintext: &[u8],
         iv: [u8; BLOCK_LEN],
     ) -> Sealed {
-        let ciphertext = CbcKey::new(&self.enc).encrypt(&iv, plaintext);
+        let ciphertext = EncryptKey::new(&self.enc).encrypt(&iv, plaintext);
         let mac = self.tag(label, context, &iv, &ciphertext);
         Sealed {
             iv,
@@ -111,7 +111,7 @@ impl ContentKey {
         if !crate::crypto::mac::ct_eq(&expected, &sealed.mac) {
             return Err(E2eError::BadMac);
         }
-        CbcKey::new(&self.enc)
+        DecryptKey::new(&self.enc)
             .decrypt(&sealed.iv, &sealed.ciphertext)
             .ok_or(E2eError::Malformed)
     }

@@ -16,7 +16,7 @@
 
 use bytes::BytesMut;
 
-use crate::crypto::cipher::{BLOCK_LEN, CbcKey, padded_len, random_iv};
+use crate::crypto::cipher::{BLOCK_LEN, DecryptKey, EncryptKey, padded_len, random_iv};
 use crate::crypto::mac::{HEX_TAG_LEN, MacKey, ct_eq};
 use crate::error::FrameError;
 use crate::handshake::DirectionKeys;
@@ -35,7 +35,7 @@ pub const fn max_plaintext_len(max_frame_len: usize) -> usize {
 
 /// Seals plaintexts into frames for one direction of a session.
 pub struct FrameSealer {
-    cipher: CbcKey,
+    cipher: EncryptKey,
     mac: MacKey,
     seq: u64,
     max_len: usize,
@@ -46,7 +46,7 @@ impl FrameSealer {
     /// bytes. Its counter starts at 0.
     pub fn new(keys: &DirectionKeys, max_len: usize) -> Self {
         Self {
-            cipher: CbcKey::new(&keys.enc),
+            cipher: EncryptKey::new(&keys.enc),
             mac: MacKey::new(&keys.mac),
             seq: 0,
             max_len,
@@ -109,7 +109,7 @@ impl FrameSealer {
 
 /// Opens frames of one direction of a session, in order.
 pub struct FrameOpener {
-    cipher: CbcKey,
+    cipher: DecryptKey,
     mac: MacKey,
     seq: u64,
     max_len: usize,
@@ -143,7 +143,7 @@ impl FrameOpener {
     /// bytes. Its counter starts at 0.
     pub fn new(keys: &DirectionKeys, max_len: usize) -> Self {
         Self {
-            cipher: CbcKey::new(&keys.enc),
+            cipher: DecryptKey::new(&keys.enc),
             mac: MacKey::new(&keys.mac),
             seq: 0,
             max_len,
@@ -227,6 +227,17 @@ mod tests {
             FrameSealer::new(&k, DEFAULT_MAX_FRAME_LEN),
             FrameOpener::new(&k, DEFAULT_MAX_FRAME_LEN),
         )
+    }
+
+    /// Largest a sealer or an opener may be: every session holds one of each for its whole
+    /// life. One AES-256 key schedule (240 bytes), HMAC-MD5's prepared state, a counter and a
+    /// limit; a schedule for both ways would add 240 more.
+    const MAX_DIRECTION_STATE: usize = 400;
+
+    #[test]
+    fn each_direction_keeps_one_key_schedule() {
+        assert!(size_of::<FrameSealer>() <= MAX_DIRECTION_STATE);
+        assert!(size_of::<FrameOpener>() <= MAX_DIRECTION_STATE);
     }
 
     #[test]

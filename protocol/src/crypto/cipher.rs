@@ -1,11 +1,15 @@
 //! AES-256-CBC with PKCS#7 padding.
 //!
 //! CBC gives confidentiality only: every caller authenticates the IV and ciphertext with a MAC
-//! and verifies that MAC before calling [`decrypt`] (encrypt-then-MAC).
+//! and verifies that MAC before calling [`DecryptKey::decrypt`] (encrypt-then-MAC).
+//!
+//! Each direction's key expands only the schedule it uses: a connection keeps one key per
+//! direction for its whole life, and a schedule for both ways would double what every idle
+//! session holds (240 bytes each way).
 
-use aes::Aes256;
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit};
+use aes::{Aes256Dec, Aes256Enc};
 use rand::Rng;
 
 /// AES block and IV length in bytes.
@@ -14,14 +18,14 @@ pub const BLOCK_LEN: usize = 16;
 /// AES-256 key length in bytes.
 pub const KEY_LEN: usize = 32;
 
-/// An AES-256 key with its expanded key schedule, reusable across messages.
+/// An AES-256 key expanded for encrypting, reusable across messages.
 #[derive(Clone)]
-pub struct CbcKey(Aes256);
+pub struct EncryptKey(Aes256Enc);
 
-impl CbcKey {
+impl EncryptKey {
     /// Expands a 32-byte key.
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
-        Self(Aes256::new(&(*key).into()))
+        Self(Aes256Enc::new(&(*key).into()))
     }
 
     /// Encrypts `plaintext` under `iv`, appending the padded ciphertext to `out`.
@@ -30,7 +34,7 @@ impl CbcKey {
         let padded = padded_len(plaintext.len());
         out.extend_from_slice(plaintext);
         out.resize(start + padded, 0);
-        let encryptor = cbc::Encryptor::<Aes256>::inner_iv_init(self.0.clone(), &(*iv).into());
+        let encryptor = cbc::Encryptor::<Aes256Enc>::inner_iv_init(self.0.clone(), &(*iv).into());
         if let Some(buf) = out.get_mut(start..) {
             // Cannot fail: the buffer was sized to the padded length above.
             let _ = encryptor.encrypt_padded::<Pkcs7>(buf, plaintext.len());
@@ -43,6 +47,17 @@ impl CbcKey {
         self.encrypt_into(iv, plaintext, &mut out);
         out
     }
+}
+
+/// An AES-256 key expanded for decrypting, reusable across messages.
+#[derive(Clone)]
+pub struct DecryptKey(Aes256Dec);
+
+impl DecryptKey {
+    /// Expands a 32-byte key.
+    pub fn new(key: &[u8; KEY_LEN]) -> Self {
+        Self(Aes256Dec::new(&(*key).into()))
+    }
 
     /// Decrypts `buf` in place and returns the length of the plaintext at its start.
     ///
@@ -52,14 +67,14 @@ impl CbcKey {
         if buf.is_empty() || !buf.len().is_multiple_of(BLOCK_LEN) {
             return None;
         }
-        let decryptor = cbc::Decryptor::<Aes256>::inner_iv_init(self.0.clone(), &(*iv).into());
+        let decryptor = cbc::Decryptor::<Aes256Dec>::inner_iv_init(self.0.clone(), &(*iv).into());
         decryptor
             .decrypt_padded::<Pkcs7>(buf)
             .ok()
             .map(|plain| plain.len())
     }
 
-    /// Decrypts `ciphertext` into a new buffer; see [`CbcKey::decrypt_in_place`].
+    /// Decrypts `ciphertext` into a new buffer; see [`DecryptKey::decrypt_in_place`].
     pub fn decrypt(&self, iv: &[u8; BLOCK_LEN], ciphertext: &[u8]) -> Option<Vec<u8>> {
         let mut buf = ciphertext.to_vec();
         let len = self.decrypt_in_place(iv, &mut buf)?;
@@ -87,13 +102,16 @@ mod tests {
 
     #[test]
     fn round_trips_every_length_around_a_block() {
-        let key = CbcKey::new(&[7; KEY_LEN]);
+        let (encrypt, decrypt) = (
+            EncryptKey::new(&[7; KEY_LEN]),
+            DecryptKey::new(&[7; KEY_LEN]),
+        );
         let iv = [9; BLOCK_LEN];
         for len in 0..=48 {
             let plain: Vec<u8> = (0..len as u8).collect();
-            let ct = key.encrypt(&iv, &plain);
+            let ct = encrypt.encrypt(&iv, &plain);
             assert_eq!(ct.len(), padded_len(len));
-            assert_eq!(key.decrypt(&iv, &ct).unwrap(), plain);
+            assert_eq!(decrypt.decrypt(&iv, &ct).unwrap(), plain);
         }
     }
 
@@ -110,13 +128,13 @@ mod tests {
             .try_into()
             .unwrap();
         let plain = hex::decode("6bc1bee22e409f96e93d7e117393172a").unwrap();
-        let ct = CbcKey::new(&key).encrypt(&iv, &plain);
+        let ct = EncryptKey::new(&key).encrypt(&iv, &plain);
         assert_eq!(hex::encode(&ct[..16]), "f58c4c04d6e5f1ba779eabfb5f7bfbd6");
     }
 
     #[test]
     fn rejects_partial_blocks() {
-        let key = CbcKey::new(&[1; KEY_LEN]);
+        let key = DecryptKey::new(&[1; KEY_LEN]);
         assert!(key.decrypt(&[0; BLOCK_LEN], &[0; 15]).is_none());
         assert!(key.decrypt(&[0; BLOCK_LEN], &[]).is_none());
     }
