@@ -132,8 +132,10 @@ pub async fn run(
     let idle = Duration::from_millis(shared.config.idle_timeout_ms);
     let budget = Budget::new(shared.config.outbound_max_bytes);
     let (close, mut closed) = watch::channel(None::<String>);
+    // Boxed: an `async fn` keeps a moved-in argument twice (as argument and as local), and
+    // the writer's task nests two, so it would hold the 430-byte writer three times.
     let writer = tokio::spawn(write_loop(
-        writer,
+        Box::new(writer),
         queue,
         budget.clone(),
         close.clone(),
@@ -267,7 +269,7 @@ fn read_deadline(idle: Duration, login_by: Option<tokio::time::Instant>) -> toki
 /// it wrote off the byte budget. Ends when every sender is gone, or a write fails or stalls
 /// for `stall` (then it closes the connection, so a session waiting for budget stops).
 async fn write_loop(
-    writer: protocol::SecureWriter<OwnedWriteHalf>,
+    writer: Box<protocol::SecureWriter<OwnedWriteHalf>>,
     queue: mpsc::Receiver<Box<ServerMessage>>,
     budget: Arc<Budget>,
     close: watch::Sender<Option<String>>,
@@ -283,7 +285,7 @@ async fn write_loop(
 
 /// The writer's loop; `false` when a write failed or stalled.
 async fn write_all(
-    mut writer: protocol::SecureWriter<OwnedWriteHalf>,
+    mut writer: Box<protocol::SecureWriter<OwnedWriteHalf>>,
     mut queue: mpsc::Receiver<Box<ServerMessage>>,
     budget: &Budget,
     stall: Duration,

@@ -79,7 +79,9 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &Session, body: Request) -> Ans
         Request::JoinRoom { room } => Box::pin(social::join_room(cx, room)),
         Request::RoomMembers { room } => Box::pin(social::room_members(cx, room)),
         Request::GetCertificates { users } => Box::pin(account::certificates(cx, users)),
-        Request::SendMessage(send) => message::send(cx, send).await,
+        // Boxed: the one step awaited here would otherwise size every session's task for it,
+        // idle ones included (see `session::run`).
+        Request::SendMessage(send) => Box::pin(message::send(cx, send)).await,
         Request::Sync { cursors, limit } => Box::pin(message::sync(cx, cursors, limit)),
         Request::AckDelivered { conversation, seq } => {
             Box::pin(message::ack_delivered(cx, conversation, seq))
