@@ -5,6 +5,7 @@
 
 pub mod measure;
 pub mod processes;
+pub mod raw;
 pub mod split;
 
 use std::net::SocketAddr;

@@ -6,39 +6,12 @@
 use std::time::Duration;
 
 use e2e::TestCluster;
-use protocol::message::{
-    ClientMessage, ErrorCode, Field, Register, Request, Response, ServerMessage, Sex,
-};
-use protocol::{KeyPair, SecureConnection, ServerCertificate};
+use e2e::raw::{Conn, ask, connect, login, raw_user, register};
+use protocol::message::{ClientMessage, ErrorCode, Field, Request, Response, ServerMessage};
+use protocol::{KeyPair, SecureConnection};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-type Conn = SecureConnection<TcpStream>;
-
-async fn connect(cluster: &TestCluster) -> (Conn, ServerCertificate) {
-    let stream = TcpStream::connect(cluster.addr()).await.unwrap();
-    SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
-        .await
-        .unwrap()
-}
-
-async fn ask(
-    conn: &mut Conn,
-    id: u64,
-    body: Request,
-) -> Result<Response, protocol::message::Error> {
-    conn.write_message(&ClientMessage::Request { id, body })
-        .await
-        .unwrap();
-    loop {
-        match conn.read_message::<ServerMessage>().await.unwrap() {
-            Some(ServerMessage::Response { id: got, result }) if got == id => return result,
-            Some(_) => continue,
-            None => panic!("the server closed the connection"),
-        }
-    }
-}
 
 /// Whether the server closes `stream` within `within`.
 async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
@@ -54,14 +27,6 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     tokio::time::timeout(within, read).await.is_ok()
 }
 
-/// A raw `Login` of `name`, registered by [`register`].
-fn login(name: &str) -> Request {
-    Request::Login(protocol::message::Login {
-        username: name.into(),
-        auth_key: e2e::RAW_AUTH_KEY,
-    })
-}
-
 /// `conn` accepts `from`'s friend request as request `id`.
 async fn accept(conn: &mut Conn, id: u64, from: protocol::UserId) -> Response {
     let accept = Request::ResolveFriendRequest {
@@ -69,18 +34,6 @@ async fn accept(conn: &mut Conn, id: u64, from: protocol::UserId) -> Response {
         decision: protocol::message::FriendDecision::Accept,
     };
     ask(conn, id, accept).await.unwrap()
-}
-
-fn register(name: &str, public_key: Vec<u8>) -> Request {
-    Request::Register(Register {
-        username: name.into(),
-        auth_key: e2e::RAW_AUTH_KEY,
-        kdf: e2e::raw_kdf(),
-        email: format!("{name}@example.com"),
-        sex: Sex::Female,
-        age: 20,
-        public_key: ByteBuf::from(public_key),
-    })
 }
 
 #[tokio::test]
@@ -211,24 +164,6 @@ async fn garbage_ends_only_its_own_connection() {
         ask(&mut good, 1, Request::Ping { nonce: 1 }).await.is_ok(),
         "others are unaffected"
     );
-}
-
-/// Registers and logs in `name` over a raw connection; returns it and the user's id.
-async fn raw_user(cluster: &TestCluster, name: &str) -> (Conn, protocol::UserId) {
-    let (mut conn, _) = connect(cluster).await;
-    let keys = KeyPair::generate().unwrap();
-    let registered = ask(
-        &mut conn,
-        1,
-        register(name, keys.public().as_bytes().to_vec()),
-    )
-    .await
-    .unwrap();
-    let Response::Registered { user, .. } = registered else {
-        panic!("{registered:?}")
-    };
-    ask(&mut conn, 2, login(name)).await.unwrap();
-    (conn, user)
 }
 
 #[tokio::test]
