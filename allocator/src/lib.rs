@@ -67,6 +67,7 @@ pub fn purge_delay_ms() -> i64 {
 pub struct Counted<A> {
     inner: A,
     live: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl<A> Counted<A> {
@@ -75,6 +76,7 @@ impl<A> Counted<A> {
         Self {
             inner,
             live: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         }
     }
 
@@ -82,6 +84,22 @@ impl<A> Counted<A> {
     /// allocator's rounding and bookkeeping).
     pub fn live_bytes(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// The most [`live_bytes`](Self::live_bytes) has been since the last
+    /// [`reset_peak`](Self::reset_peak) (or since the start).
+    pub fn peak_bytes(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new peak from what is live now.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.live_bytes(), Ordering::Relaxed);
+    }
+
+    fn added(&self, bytes: usize) {
+        let now = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
     }
 }
 
@@ -93,7 +111,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counted<A> {
         // SAFETY: forwarded as received; the caller upholds `alloc`'s contract.
         let ptr = unsafe { self.inner.alloc(layout) };
         if !ptr.is_null() {
-            self.live.fetch_add(layout.size(), Ordering::Relaxed);
+            self.added(layout.size());
         }
         ptr
     }
@@ -102,7 +120,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counted<A> {
         // SAFETY: as `alloc`.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            self.live.fetch_add(layout.size(), Ordering::Relaxed);
+            self.added(layout.size());
         }
         ptr
     }
@@ -118,7 +136,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counted<A> {
         let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             // On failure the old block stays, and so does its count.
-            self.live.fetch_add(new_size, Ordering::Relaxed);
+            self.added(new_size);
             self.live.fetch_sub(layout.size(), Ordering::Relaxed);
         }
         new

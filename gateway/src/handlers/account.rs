@@ -106,8 +106,11 @@ pub fn logout(cx: &Ctx) -> Answer {
     ready(Ok(Response::Done))
 }
 
-/// Records with account-svc that `session` ended (its friends see it go offline).
+/// Records with account-svc that `session` ended (its friends see it go offline), in its
+/// turn among the gateway's logouts ([`LOGOUTS_IN_FLIGHT`](crate::LOGOUTS_IN_FLIGHT)).
 pub async fn end_session(conn: &Conn, session: &Session) {
+    // The semaphore is never closed; were it, the logout would go ahead unbounded.
+    let _turn = conn.shared.logouts.acquire().await.ok();
     let mut account = conn.shared.services.account.clone();
     let request = LogoutRequest {
         user_id: session.user,
