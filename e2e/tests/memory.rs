@@ -15,6 +15,10 @@ use tokio::net::TcpStream;
 static ALLOCATOR: allocator::Counted<allocator::Allocator> =
     allocator::Counted::new(allocator::Allocator);
 
+/// The count is the whole process's: the tests here take turns (`cargo test` would run them
+/// side by side in one process).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Connections the crowd opens: enough that what each leaves behind adds up far past noise.
 const CROWD: usize = 1000;
 
@@ -59,6 +63,7 @@ async fn settle_to(bound: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_that_leaves_leaves_nothing_held() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = TestCluster::start_with(|o| {
         o.gateway.max_connections_per_ip = CROWD + 10;
         o.gateway.max_unauthenticated = CROWD + 10;
@@ -94,6 +99,7 @@ async fn a_crowd_that_leaves_leaves_nothing_held() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_logging_out_together_takes_turns() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cluster =
         TestCluster::start_with(|o| o.gateway.max_connections_per_ip = LEAVERS + 10).await;
     let mut crowd = Vec::with_capacity(LEAVERS);
