@@ -7,9 +7,8 @@
 use std::time::{Duration, Instant};
 
 use e2e::TestCluster;
+use e2e::raw::connect;
 use proto::account::ListOnlineRequest;
-use protocol::SecureConnection;
-use tokio::net::TcpStream;
 
 #[global_allocator]
 static ALLOCATOR: allocator::Counted<allocator::Allocator> =
@@ -41,14 +40,6 @@ const LEAVERS: usize = 400;
 /// flight measured 3,000 - 3,200 bytes each here; taking turns, 0 - 310.
 const LOGOUT_RISE_PER_LEAVER: usize = 1536;
 
-async fn handshake(addr: &str) -> SecureConnection<TcpStream> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (conn, _) = SecureConnection::connect(stream, None, protocol::frame::DEFAULT_MAX_FRAME_LEN)
-        .await
-        .unwrap();
-    conn
-}
-
 /// Waits until live memory is at most `bound`; returns the last reading.
 async fn settle_to(bound: usize) -> usize {
     let deadline = Instant::now() + SETTLE;
@@ -69,15 +60,14 @@ async fn a_crowd_that_leaves_leaves_nothing_held() {
         o.gateway.max_unauthenticated = CROWD + 10;
     })
     .await;
-    let addr = cluster.addr();
     // One connection first, so that what is made once (key pools, tables sized for a first
     // client) is made before the baseline; made once, it fits well inside the bound below.
-    drop(handshake(&addr).await);
+    drop(connect(&cluster).await);
     let baseline = ALLOCATOR.live_bytes();
 
     let mut crowd = Vec::with_capacity(CROWD);
     for _ in 0..CROWD {
-        crowd.push(handshake(&addr).await);
+        crowd.push(connect(&cluster).await.0);
     }
     let open = ALLOCATOR.live_bytes().saturating_sub(baseline) / CROWD;
     // The count sees connections at all (else the bound below would prove nothing).
